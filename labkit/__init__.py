@@ -1,0 +1,17 @@
+"""labkit: the helper package behind the Private AI workbook.
+
+One module per concern (config, data, models, fl, dp, he, attacks, plots); the public API is
+re-exported here flat, so a chapter needs only ``import labkit as lk``.
+"""
+
+from labkit import config  # noqa: F401  (first: it quiets TensorFlow before anything imports it)
+from labkit.attacks import *  # noqa: F403
+from labkit.config import *  # noqa: F403
+from labkit.data import *  # noqa: F403
+from labkit.dp import *  # noqa: F403
+from labkit.fl import *  # noqa: F403
+from labkit.he import *  # noqa: F403
+from labkit.models import *  # noqa: F403
+from labkit.plots import *  # noqa: F403
+
+__version__ = "0.1.0"

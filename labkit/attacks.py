@@ -1,0 +1,130 @@
+"""Attacks that measure leakage: membership inference (here) and gradient leakage (FL chapter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "roc_curve",
+    "roc_auc",
+    "tpr_at_fpr",
+    "empirical_epsilon",
+    "MembershipAudit",
+    "loss_threshold_attack",
+]
+
+
+def roc_curve(member_scores, nonmember_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(fpr, tpr, thresholds)`` for "member if score >= threshold", all thresholds."""
+    pos = np.asarray(member_scores, dtype=np.float64).ravel()
+    neg = np.asarray(nonmember_scores, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("member_scores and nonmember_scores must both be non-empty")
+    if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg))):
+        raise ValueError("scores must be finite (no NaN or inf)")
+    scores = np.concatenate([pos, neg])
+    is_member = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    order = np.argsort(-scores, kind="stable")
+    scores, is_member = scores[order], is_member[order]
+    # One point per distinct threshold: ties must move together or the curve cheats.
+    last_of_run = np.r_[np.diff(scores) != 0, True]
+    tp = np.cumsum(is_member)[last_of_run]
+    fp = np.cumsum(1 - is_member)[last_of_run]
+    tpr = np.r_[0.0, tp / pos.size]
+    fpr = np.r_[0.0, fp / neg.size]
+    thresholds = np.r_[np.inf, scores[last_of_run]]
+    return fpr, tpr, thresholds
+
+
+def roc_auc(member_scores, nonmember_scores) -> float:
+    """Return the area under the ROC curve (0.5 = guessing, 1 = perfect membership inference)."""
+    fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
+    return float(np.trapz(tpr, fpr))
+
+
+def tpr_at_fpr(member_scores, nonmember_scores, max_fpr: float) -> float:
+    """Return the best true-positive rate among thresholds with false-positive rate <= max_fpr."""
+    if not 0.0 <= max_fpr <= 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr}")
+    fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
+    return float(tpr[fpr <= max_fpr].max())
+
+
+def _clopper_pearson(k: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import beta
+
+    k = np.asarray(k, dtype=np.float64)
+    lo = np.where(k > 0, beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+    hi = np.where(k < n, beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+def empirical_epsilon(
+    member_scores,
+    nonmember_scores,
+    delta: float = 0.0,
+    confidence: float = 0.95,
+) -> float:
+    """Return a lower bound on epsilon implied by the attack's ROC curve (Jagielski et al. 2020).
+
+    For an (epsilon, delta)-DP training run every test satisfies TPR <= e^eps * FPR + delta and
+    TNR <= e^eps * FNR + delta. We use Clopper-Pearson bounds on the rates (TPR low, FPR high)
+    so the result holds with ``confidence`` rather than being a lucky point estimate.
+    """
+    if not 0.0 <= delta < 1.0:
+        raise ValueError(f"delta must be in [0, 1), got {delta}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    n_pos, n_neg = np.size(member_scores), np.size(nonmember_scores)
+    fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
+    alpha = 1.0 - confidence
+    # Two rates per threshold, each bounded at alpha/2 -> Bonferroni over the pair.
+    tpr_lo, tpr_hi = _clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha / 2)
+    fpr_lo, fpr_hi = _clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps1 = np.log((tpr_lo - delta) / fpr_hi)
+        eps2 = np.log((1.0 - fpr_hi - delta) / (1.0 - tpr_lo))
+    candidates = np.concatenate([eps1, eps2])
+    candidates = candidates[np.isfinite(candidates)]
+    return float(max(0.0, candidates.max())) if candidates.size else 0.0
+
+
+@dataclass(frozen=True)
+class MembershipAudit:
+    """Outcome of a membership-inference attack."""
+
+    auc: float
+    advantage: float  # max over thresholds of TPR - FPR (Yeom et al. 2018)
+    tpr_at_1pct_fpr: float
+    tpr_at_01pct_fpr: float
+    epsilon_lower_bound: float
+    fpr: np.ndarray
+    tpr: np.ndarray
+
+    def summary(self) -> str:
+        """Return a one-line, fixed-precision summary (safe for compared notebook cells)."""
+        return (
+            f"AUC {self.auc:.3f}, advantage {self.advantage:.3f}, "
+            f"TPR@1%FPR {self.tpr_at_1pct_fpr:.3f}, TPR@0.1%FPR {self.tpr_at_01pct_fpr:.3f}, "
+            f"empirical eps >= {self.epsilon_lower_bound:.2f}"
+        )
+
+
+def loss_threshold_attack(
+    member_losses, nonmember_losses, delta: float = 0.0, confidence: float = 0.95
+) -> MembershipAudit:
+    """Audit membership by thresholding per-example loss: low loss means member (Yeom 2018)."""
+    pos = -np.asarray(member_losses, dtype=np.float64)
+    neg = -np.asarray(nonmember_losses, dtype=np.float64)
+    fpr, tpr, _ = roc_curve(pos, neg)
+    return MembershipAudit(
+        auc=float(np.trapz(tpr, fpr)),
+        advantage=float(np.max(tpr - fpr)),
+        tpr_at_1pct_fpr=float(tpr[fpr <= 0.01].max()),
+        tpr_at_01pct_fpr=float(tpr[fpr <= 0.001].max()),
+        epsilon_lower_bound=empirical_epsilon(pos, neg, delta=delta, confidence=confidence),
+        fpr=fpr,
+        tpr=tpr,
+    )

@@ -1,0 +1,53 @@
+"""Seeds, the quick/full switch, and quiet TensorFlow start-up: read in one place."""
+
+from __future__ import annotations
+
+import os
+import random
+
+# TensorFlow prints CUDA/cuDNN/TensorRT chatter at import; silence it before the first import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+__all__ = ["FULL_ENV_VAR", "is_full", "scale", "set_seed", "make_rng", "quiet_tensorflow"]
+
+FULL_ENV_VAR = "LABKIT_FULL"
+DEFAULT_SEED = 0
+
+
+def is_full() -> bool:
+    """Return True when full-scale runs are requested with ``LABKIT_FULL=1``."""
+    value = os.environ.get(FULL_ENV_VAR, "0").strip().lower()
+    return value in {"1", "true", "yes", "on"}
+
+
+def scale(quick, full):
+    """Return ``full`` in full mode and ``quick`` otherwise."""
+    return full if is_full() else quick
+
+
+def set_seed(seed: int = DEFAULT_SEED) -> np.random.Generator:
+    """Seed Python, NumPy and TensorFlow once; return a NumPy generator for explicit use."""
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    import tensorflow as tf  # lazy: the HE chapter does not need TensorFlow
+
+    tf.keras.utils.set_random_seed(int(seed))
+    return np.random.default_rng(seed)
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """Return a NumPy generator from a seed, an existing generator, or fresh entropy for None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's Python-side logging (absl warnings about retracing and the like)."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")

