@@ -10,9 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-__all__ = ["FULL_ENV_VAR", "is_full", "scale", "set_seed", "make_rng", "quiet_tensorflow"]
+__all__ = ["FULL_ENV_VAR", "is_full", "scale", "set_seed", "make_rng", "quiet_tensorflow", "progress"]
 
 FULL_ENV_VAR = "LABKIT_FULL"
+PROGRESS_ENV_VAR = "LABKIT_PROGRESS"
 DEFAULT_SEED = 0
 
 
@@ -51,3 +52,13 @@ def quiet_tensorflow() -> None:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+
+
+def progress(iterable=None, **kwargs):
+    """Wrap ``iterable`` in a ``tqdm.auto`` bar; ``LABKIT_PROGRESS=0`` silences every bar."""
+    from tqdm.auto import tqdm
+
+    if os.environ.get(PROGRESS_ENV_VAR, "1").strip() == "0":
+        kwargs["disable"] = True
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, **kwargs)
