@@ -10,7 +10,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-__all__ = ["FULL_ENV_VAR", "is_full", "scale", "set_seed", "make_rng", "quiet_tensorflow", "progress"]
+__all__ = [
+    "FULL_ENV_VAR",
+    "is_full",
+    "scale",
+    "set_seed",
+    "make_rng",
+    "quiet_tensorflow",
+    "progress",
+]
 
 FULL_ENV_VAR = "LABKIT_FULL"
 PROGRESS_ENV_VAR = "LABKIT_PROGRESS"

@@ -38,8 +38,12 @@ def run(path: Path, timeout: int = 1800) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("LABKIT_PROGRESS", "0")  # no progress-bar widgets in stored outputs
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     clean(nb)
     nbformat.write(nb, path)
     return time.perf_counter() - start
