@@ -102,10 +102,11 @@ def test_notebooks_carry_kernel_metadata_and_clean_counts():
         nb = json.loads((ROOT / "notebooks" / name).read_text())
         assert nb["metadata"]["kernelspec"]["name"] == "python3", name
         assert nb["metadata"]["language_info"]["name"] == "python", name
-        for cell in nb["cells"]:
-            if cell["cell_type"] == "code":
-                assert cell["execution_count"] is None, f"{name}: run tools/run_notebooks.py"
-                assert not any(o.get("output_type") == "error" for o in cell["outputs"]), name
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        counts = [c["execution_count"] for c in code]
+        assert counts == list(range(1, len(code) + 1)), f"{name}: run tools/run_notebooks.py"
+        for cell in code:
+            assert not any(o.get("output_type") == "error" for o in cell["outputs"]), name
         checked = [
             c
             for c in nb["cells"]
