@@ -124,6 +124,7 @@ def plot_label_distribution(
             clients, counts[:, c], bottom=bottom, color=cmap(c % cmap.N), label=str(c), width=0.85
         )
         bottom += counts[:, c]
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # clients are whole
     ax.legend(title="label", ncol=2, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     _finish(ax, "client", "examples (count)", title, legend=False)
     return fig, ax
