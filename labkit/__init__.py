@@ -10,6 +10,7 @@ from labkit.config import *  # noqa: F403
 from labkit.data import *  # noqa: F403
 from labkit.dp import *  # noqa: F403
 from labkit.fl import *  # noqa: F403
+from labkit.guide import *  # noqa: F403
 from labkit.he import *  # noqa: F403
 from labkit.models import *  # noqa: F403
 from labkit.plots import *  # noqa: F403
