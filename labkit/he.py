@@ -16,6 +16,7 @@ Cryptographic randomness comes from ``secrets`` / phe's ``SystemRandom`` and is 
 
 from __future__ import annotations
 
+import atexit
 import math
 import multiprocessing
 import secrets
@@ -298,6 +299,30 @@ def _decrypt_chunk(ciphertexts: list[int]) -> list[int]:
     return [key.raw_decrypt(c) for c in ciphertexts]
 
 
+_POOL: dict = {}  # one live pool, reused while the same key material is in use
+
+
+def _pool(workers: int, kind: str, obj) -> ProcessPoolExecutor:
+    """Return a cached pool of forked workers holding ``obj``; replace it when ``obj`` changes."""
+    if _POOL.get("key") != (workers, kind, id(obj)):
+        if "executor" in _POOL:
+            _POOL["executor"].shutdown()
+        # fork: workers inherit obj (e.g. the DJN table) without pickling; they only run gmpy2
+        ctx = multiprocessing.get_context("fork")
+        _POOL["executor"] = ProcessPoolExecutor(
+            workers, ctx, initializer=_init_worker, initargs=(kind, obj)
+        )
+        _POOL.update(key=(workers, kind, id(obj)), obj=obj)  # holding obj keeps its id unique
+    return _POOL["executor"]
+
+
+@atexit.register
+def _close_pool() -> None:
+    if "executor" in _POOL:
+        _POOL.pop("executor").shutdown(cancel_futures=True)
+        _POOL.clear()
+
+
 def _map(func: Callable, items: list, workers: int, kind: str, obj, inline: Callable) -> list[int]:
     """Apply ``func`` to chunks of ``items`` in ``workers`` forked processes (inline if 1)."""
     if not isinstance(workers, int | np.integer) or workers < 1:
@@ -306,10 +331,7 @@ def _map(func: Callable, items: list, workers: int, kind: str, obj, inline: Call
         return [inline(x) for x in items]
     chunk = -(-len(items) // (4 * workers))
     chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-    # fork: workers inherit the imported modules; they only run gmpy2 arithmetic
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(kind, obj)) as ex:
-        return [x for part in ex.map(func, chunks) for x in part]
+    return [x for part in _pool(workers, kind, obj).map(func, chunks) for x in part]
 
 
 # --- fixed point, one ciphertext per value ------------------------------------------------------
