@@ -188,10 +188,11 @@ class FastEncryptor:
     """Encrypt under a phe public key with DJN short-exponent obfuscation and a fixed-base table.
 
     phe computes ``r^n mod n^2`` for a fresh full-size r per value. Damgård, Jurik and Nielsen
-    (PKC 2010, "A generalization of Paillier's public-key system with applications to electronic
-    voting", §4.1; also Intel's Paillier library) instead publish ``h_s = (-x^2)^n mod n^2`` once
-    and use ``h_s^a`` with a short random exponent ``a`` of ``exponent_bits`` bits (default
-    ceil(k/2) for a k-bit n, as in DJN). ``h_s^a = ((-x^2)^a mod n)^n mod n^2`` is still an n-th
+    ("A generalization of Paillier's public-key system with applications to electronic voting",
+    Int. J. Inf. Security, 2010; also used by Intel's Paillier library) instead publish
+    ``h_s = (-x^2)^n mod n^2`` once and use ``h_s^a`` with a short random exponent ``a`` of
+    ``exponent_bits`` bits (default ceil(k/2) for a k-bit n, as in DJN).
+    ``h_s^a = ((-x^2)^a mod n)^n mod n^2`` is still an n-th
     power, so the ciphertext is an ordinary Paillier ciphertext and phe's private key decrypts it.
 
     Security assumption: the DCR assumption (as for Paillier) plus a short-exponent assumption,
