@@ -30,6 +30,8 @@ import gmpy2
 import numpy as np
 from phe import paillier
 
+from labkit.config import progress
+
 __all__ = [
     "DEFAULT_KEY_BITS",
     "MIN_SECURE_KEY_BITS",
@@ -324,12 +326,22 @@ def _close_pool() -> None:
         _POOL.clear()
 
 
-def _map(func: Callable, items: list, workers: int, kind: str, obj, inline: Callable) -> list[int]:
+def _bar(items, desc: str):
+    """Wrap long loops in labkit's progress bar (silent for short ones and LABKIT_PROGRESS=0)."""
+    return progress(items, desc=desc, disable=len(items) < _BAR_MIN_ITEMS)
+
+
+_BAR_MIN_ITEMS = 500  # below this a loop takes about a second or less at 2048 bits
+
+
+def _map(
+    func: Callable, items: list, workers: int, kind: str, obj, inline: Callable, desc: str = ""
+) -> list[int]:
     """Apply ``func`` to chunks of ``items`` in ``workers`` forked processes (inline if 1)."""
     if not isinstance(workers, int | np.integer) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if workers == 1 or len(items) < 2 * workers:
-        return [inline(x) for x in items]
+        return [inline(x) for x in _bar(items, desc)]
     chunk = -(-len(items) // (4 * workers))
     chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     return [x for part in _pool(workers, kind, obj).map(func, chunks) for x in part]
@@ -416,7 +428,7 @@ def encrypt_vector(
     if encryptor is not None and encryptor.public_key != public_key:
         raise KeyMismatchError("encryptor was built for a different public key")
     numbers = []
-    for c in codes:
+    for c in _bar(codes, "encrypt"):
         encoded = paillier.EncodedNumber(public_key, c % public_key.n, fp.exponent)
         if encryptor is None:
             numbers.append(public_key.encrypt(encoded))
@@ -568,7 +580,7 @@ def encrypt_packed(
         raise KeyMismatchError("encryptor was built for a different public key")
     plaintexts = pack_integers(levels, spec.slot_bits, slots)
     enc = encryptor if encryptor is not None else public_key
-    cts = _map(_encrypt_chunk, plaintexts, workers, "encryptor", enc, enc.raw_encrypt)
+    cts = _map(_encrypt_chunk, plaintexts, workers, "encryptor", enc, enc.raw_encrypt, "encrypt")
     return PackedVector(public_key, [int(c) for c in cts], spec, int(levels.size))
 
 
@@ -682,6 +694,7 @@ def decrypt_vector(
             "private_key",
             private_key,
             private_key.raw_decrypt,
+            "decrypt",
         )
         sums = unpack_integers(
             plain, spec.slot_bits, spec.slots(encrypted.public_key), encrypted.length
@@ -691,7 +704,7 @@ def decrypt_vector(
         return dequantize(sums, spec, encrypted.weight) / encrypted.divisor
     if not isinstance(encrypted, EncryptedVector):
         raise TypeError(f"expected EncryptedVector or PackedVector, got {type(encrypted).__name__}")
-    decoded = [private_key.decrypt_encoded(x) for x in encrypted.numbers]
+    decoded = [private_key.decrypt_encoded(x) for x in _bar(encrypted.numbers, "decrypt")]
     if integers:
         n = private_key.public_key.n
         return np.array(
