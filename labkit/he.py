@@ -62,6 +62,7 @@ __all__ = [
     "encrypted_weighted_sum",
     "encrypted_weighted_mean",
     "decrypt_vector",
+    "secure_aggregate",
     "TextbookRSA",
 ]
 
@@ -488,19 +489,30 @@ class PackingSpec:
         """Return slots per plaintext for ``public_key`` (the packed integer stays below n)."""
         return (public_key.n.bit_length() - 1) // self.slot_bits
 
+    def check_weights(self, weights) -> list[int]:
+        """Return ``weights`` as ints if their total fits the headroom; raise before encrypting."""
+        out = _check_integer_weights(weights, len(list(weights)))
+        if sum(out) > self.max_summands:
+            raise HeadroomError(
+                f"total weight {sum(out)} exceeds the headroom max_summands="
+                f"{self.max_summands}; slots would overflow. Use a PackingSpec with "
+                "max_summands >= the total weight, or smaller weights"
+            )
+        return out
+
     def max_error(self, total_weight: int = 1) -> float:
         """Return the bound on |decoded - exact| for a sum of total integer weight."""
         return total_weight * self.step / 2
 
 
-def quantize(values, spec: PackingSpec) -> np.ndarray:
+def quantize(values, spec: PackingSpec, name: str = "values") -> np.ndarray:
     """Return int64 levels of ``values``; refuse NaN/inf and anything outside [low, high]."""
-    arr = _as_finite_array(values)
+    arr = _as_finite_array(values, name)
     outside = (arr < spec.low) | (arr > spec.high)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise ValueRangeError(
-            f"values[{i}] = {arr[i]!r} is outside the packing range "
+            f"{name}[{i}] = {arr[i]!r} is outside the packing range "
             f"[{spec.low}, {spec.high}]; clip first or widen the PackingSpec"
         )
     q = np.rint((arr - spec.low) / spec.step).astype(np.int64)
@@ -585,7 +597,7 @@ def encrypt_packed(
 
 
 # --- aggregation --------------------------------------------------------------------------------
-def _check_integer_weights(weights, spec: PackingSpec, num: int) -> list[int]:
+def _check_integer_weights(weights, num: int) -> list[int]:
     w = list(weights)
     if len(w) != num:
         raise ValueError(f"weights must have one entry per vector ({num}), got {len(w)}")
@@ -638,9 +650,7 @@ def encrypted_weighted_sum(vectors: Sequence, weights) -> EncryptedVector | Pack
     if isinstance(vectors[0], PackedVector):
         if not all(isinstance(v, PackedVector) for v in vectors):
             raise TypeError("cannot mix PackedVector and EncryptedVector in one sum")
-        return _packed_weighted_sum(
-            vectors, _check_integer_weights(weights, vectors[0].spec, len(vectors))
-        )
+        return _packed_weighted_sum(vectors, _check_integer_weights(weights, len(vectors)))
     w = list(weights)
     if len(w) != len(vectors):
         raise ValueError(f"weights must have one entry per vector ({len(vectors)}), got {len(w)}")
@@ -711,6 +721,35 @@ def decrypt_vector(
             [e.encoding if e.encoding <= n // 2 else e.encoding - n for e in decoded], dtype=object
         )
     return np.array([float(e.decode()) for e in decoded], dtype=np.float64)
+
+
+def secure_aggregate(
+    updates: Sequence,
+    public_key: paillier.PaillierPublicKey,
+    private_key: paillier.PaillierPrivateKey,
+    spec: PackingSpec,
+    weights=None,
+    mean: bool = False,
+    encryptor: FastEncryptor | None = None,
+    workers: int = 1,
+) -> np.ndarray:
+    """Run one packed round: check every input, encrypt each update, sum, decrypt the aggregate.
+
+    All checks (finite values in range, equal lengths, integer weights within the headroom) run
+    before the first encryption, so a round that could overflow never starts. Returns the
+    weighted sum, or with ``mean=True`` the weighted mean; weights default to 1 per update.
+    """
+    updates = [np.asarray(u, dtype=np.float64).ravel() for u in updates]
+    if not updates:
+        raise ValueError("updates must contain at least one vector")
+    w = spec.check_weights([1] * len(updates) if weights is None else weights)
+    for i, u in enumerate(updates):
+        if u.size != updates[0].size:
+            raise ValueError(f"updates[{i}] has {u.size} values, expected {updates[0].size}")
+        quantize(u, spec, name=f"updates[{i}]")
+    encrypted = [encrypt_packed(public_key, u, spec, encryptor, workers) for u in updates]
+    combine = encrypted_weighted_mean if mean else encrypted_weighted_sum
+    return decrypt_vector(private_key, combine(encrypted, w), workers=workers)
 
 
 # --- the source's formula: textbook RSA -------------------------------------------------------

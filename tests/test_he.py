@@ -267,6 +267,36 @@ def test_two_workers_give_the_same_result(keys, fast):
     )
 
 
+def test_secure_aggregate_matches_the_integer_reference(keys, fast):
+    pk, sk = keys
+    spec = lk.PackingSpec(-2.0, 2.0, precision_bits=14, max_summands=6)
+    rng = np.random.default_rng(6)
+    xs = [rng.uniform(-2, 2, 120) for _ in range(3)]
+    total = lk.secure_aggregate(xs, pk, sk, spec, weights=[1, 2, 3], encryptor=fast)
+    ref = sum(wi * lk.quantize(x, spec) for wi, x in zip([1, 2, 3], xs, strict=True))
+    np.testing.assert_allclose(total, lk.dequantize(ref, spec, 6), rtol=0, atol=1e-9)
+    mean = lk.secure_aggregate(xs, pk, sk, spec, weights=[1, 2, 3], mean=True, encryptor=fast)
+    assert np.abs(mean - np.average(xs, axis=0, weights=[1, 2, 3])).max() <= spec.step / 2
+
+
+def test_secure_aggregate_refuses_before_encrypting(keys, fast):
+    pk, sk = keys
+    spy = _NoEncrypt.__new__(_NoEncrypt)
+    spy.__dict__.update(fast.__dict__)
+    spec = lk.PackingSpec(-1.0, 1.0, precision_bits=8, max_summands=3)
+    ok = [np.zeros(10)] * 3
+    with pytest.raises(lk.HeadroomError, match="total weight 4"):
+        lk.secure_aggregate(ok + [np.zeros(10)], pk, sk, spec, encryptor=spy)
+    with pytest.raises(lk.HeadroomError, match="total weight 5"):
+        lk.secure_aggregate(ok[:2], pk, sk, spec, weights=[2, 3], encryptor=spy)
+    bad = [np.zeros(10), np.zeros(10), np.full(10, 0.5)]
+    bad[2][7] = -1.2
+    with pytest.raises(lk.ValueRangeError, match=r"updates\[2\]\[7\] = -1.2"):
+        lk.secure_aggregate(bad, pk, sk, spec, encryptor=spy)
+    with pytest.raises(ValueError, match=r"updates\[1\] has 9 values"):
+        lk.secure_aggregate([np.zeros(10), np.zeros(9)], pk, sk, spec, encryptor=spy)
+
+
 # --- keys must match ----------------------------------------------------------------------------
 def test_mixing_keys_and_wrong_private_key_raise(keys, other_keys, fast):
     (pk, sk), (pk2, sk2) = keys, other_keys
