@@ -254,12 +254,13 @@ def main() -> None:
     ap.add_argument("--precision-bits", type=int, default=20)
     ap.add_argument("--sample", type=int, default=50, help="values per client timed for phe")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", type=int, default=2, help="fast paths and CKKS: keep the best run")
+    ap.add_argument("--runs", type=int, default=3, help="fast paths and CKKS: keep the best run")
     ap.add_argument("--quick", action="store_true", help="small smoke run, separate JSON")
     ap.add_argument("--no-sweep", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.num_values, args.sample = 5_000, 5
+    load_start = os.getloadavg()[0]
     updates = make_updates(args.num_clients, args.num_values, args.seed)
     spec = lk.PackingSpec(-1.0, 1.0, args.precision_bits, max_summands=args.num_clients)
     t = time.perf_counter()
@@ -334,7 +335,9 @@ def main() -> None:
             "keygen_seconds": keygen,
             "seed": args.seed,
             "quick": args.quick,
-            "machine": f"{platform.machine()}, {platform.python_version()}, shared 2-core box",
+            "machine": f"{platform.machine()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores shared with other jobs",
+            "load_average_1min": [load_start, os.getloadavg()[0]],  # at start and end
         },
     }
     RESULTS.mkdir(exist_ok=True)
