@@ -14,5 +14,6 @@ from labkit.guide import *  # noqa: F403
 from labkit.he import *  # noqa: F403
 from labkit.models import *  # noqa: F403
 from labkit.plots import *  # noqa: F403
+from labkit.results import *  # noqa: F403
 
 __version__ = "0.1.0"

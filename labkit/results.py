@@ -1,0 +1,187 @@
+"""Read the benchmark results that chapters quote, and condense them into a cost table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+__all__ = ["RESULTS_DIR", "load_results", "cost_summary", "format_table"]
+
+# benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
+# by `uv sync`); a chapter says so plainly when a file is missing rather than inventing numbers.
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+# Bytes of one float32 model parameter or plaintext value: the unencrypted baseline.
+FLOAT32_BYTES = 4
+
+
+def load_results(name: str, results_dir: str | Path | None = None):
+    """Return the parsed ``benchmarks/results/<name>.json``, or None when it was not recorded."""
+    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file():
+        return None
+    with path.open() as fh:
+        return json.load(fh)
+
+
+def _rows(data) -> list[dict]:
+    if data is None:
+        return []
+    return data if isinstance(data, list) else data.get("rows", [data])
+
+
+def _fl_costs(rows: list[dict]) -> list[dict]:
+    out = []
+
+    def rounds(partition, method, e=None):
+        for r in rows:
+            if (
+                r.get("model") == "2nn"
+                and r.get("partition") == partition
+                and r.get("method") == method
+                and (e is None or r.get("E") == e)
+                and r.get("rounds")
+            ):
+                return r["rounds"]
+        return None
+
+    sgd, avg = rounds("iid", "FedSGD"), rounds("iid", "FedAvg", 5)
+    non_iid = next(
+        (
+            rounds(p, "FedAvg", 5)
+            for p in {r.get("partition") for r in rows}
+            if p and p != "iid" and rounds(p, "FedAvg", 5)
+        ),
+        None,
+    )
+    if sgd and avg:
+        out.append(
+            _row(
+                "federated learning",
+                "rounds to 97% (2NN, IID): FedSGD / FedAvg E=5",
+                sgd / avg,
+                "x fewer rounds with FedAvg",
+                "fedavg_rounds",
+            )
+        )
+    if avg and non_iid:
+        out.append(
+            _row(
+                "federated learning",
+                "rounds to 97% (2NN, FedAvg E=5): non-IID / IID",
+                non_iid / avg,
+                "x more rounds on non-IID data",
+                "fedavg_rounds",
+            )
+        )
+    return out
+
+
+def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
+    out = []
+    private = [r for r in rows if r.get("epsilon") is not None and math.isfinite(r["epsilon"])]
+    baseline = [r for r in rows if r.get("epsilon") is None or not math.isfinite(r["epsilon"])]
+    at3 = [r for r in private if r["epsilon"] <= 3.0]
+    if at3:
+        best = max(at3, key=lambda r: r["test_accuracy"])
+        out.append(
+            _row(
+                "differential privacy",
+                f"MNIST test accuracy at epsilon {best['epsilon']:.2f}, delta {best['delta']:g}",
+                best["test_accuracy"],
+                "accuracy",
+                "dpsgd_mnist",
+            )
+        )
+        if baseline:
+            loss = max(r["test_accuracy"] for r in baseline) - best["test_accuracy"]
+            out.append(
+                _row(
+                    "differential privacy",
+                    "accuracy lost to DP at epsilon <= 3",
+                    loss,
+                    "accuracy points (fraction)",
+                    "dpsgd_mnist",
+                )
+            )
+    for r in speed:
+        if "labkit" in str(r.get("method", "")).lower():
+            out.append(
+                _row(
+                    "differential privacy",
+                    f"DP-SGD step cost, {r['model']} ({r['method']})",
+                    r["ratio_to_nonprivate"],
+                    "x non-private time",
+                    "dpsgd_speed",
+                )
+            )
+    return out
+
+
+def _he_costs(rows: list[dict]) -> list[dict]:
+    out = []
+    exact = [r for r in rows if r.get("exact") and "phe, one ciphertext" not in r["method"]]
+    naive = next((r for r in rows if "one ciphertext per value" in r["method"]), None)
+    if exact:
+        best = min(exact, key=lambda r: r["seconds_total"])
+        out.append(
+            _row(
+                "homomorphic encryption",
+                f"seconds to aggregate 10 x 100k values ({best['method']})",
+                best["seconds_total"],
+                "s",
+                "he_aggregation",
+            )
+        )
+        out.append(
+            _row(
+                "homomorphic encryption",
+                "bytes on the wire per value (packed) vs float32",
+                best["bytes_per_value"] / FLOAT32_BYTES,
+                "x plaintext",
+                "he_aggregation",
+            )
+        )
+        if naive:
+            out.append(
+                _row(
+                    "homomorphic encryption",
+                    "speed-up of packing + fast encryption over one phe ciphertext per value",
+                    naive["seconds_total"] / best["seconds_total"],
+                    "x",
+                    "he_aggregation",
+                )
+            )
+    return out
+
+
+def _row(technique, measure, value, unit, source):
+    return {
+        "technique": technique,
+        "measure": measure,
+        "value": float(value),
+        "unit": unit,
+        "source": f"benchmarks/results/{source}.json",
+    }
+
+
+def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
+    """Return headline costs of FL, DP and HE from the recorded full-mode benchmark results."""
+    load = lambda name: _rows(load_results(name, results_dir))  # noqa: E731
+    return (
+        _fl_costs(load("fedavg_rounds"))
+        + _dp_costs(load("dpsgd_mnist"), load("dpsgd_speed"))
+        + _he_costs(load("he_aggregation"))
+    )
+
+
+def format_table(rows: list[dict], columns: list[str], precision: int = 3) -> str:
+    """Return ``rows`` as a Markdown table of ``columns``, floats at fixed significant digits."""
+
+    def cell(v):
+        return f"{v:.{precision}g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""The cost table that chapters 06 and 07 quote is computed from the results files exactly."""
+
+import json
+
+import pytest
+
+import labkit as lk
+
+
+def _write(tmp_path, name, data):
+    (tmp_path / f"{name}.json").write_text(json.dumps(data))
+
+
+@pytest.fixture
+def results(tmp_path):
+    fl = [
+        {
+            "model": "2nn",
+            "partition": "iid",
+            "method": "FedSGD",
+            "E": 1,
+            "B": "all",
+            "target": 0.97,
+            "rounds": 600,
+        },
+        {
+            "model": "2nn",
+            "partition": "iid",
+            "method": "FedAvg",
+            "E": 5,
+            "B": 10,
+            "target": 0.97,
+            "rounds": 20,
+        },
+        {
+            "model": "2nn",
+            "partition": "pathological non-iid",
+            "method": "FedAvg",
+            "E": 5,
+            "B": 10,
+            "target": 0.97,
+            "rounds": 150,
+        },
+        {
+            "model": "2nn",
+            "partition": "pathological non-iid",
+            "method": "FedSGD",
+            "E": 1,
+            "B": "all",
+            "target": 0.97,
+            "rounds": None,
+        },
+    ]
+    dp = [
+        {"epsilon": 2.9, "delta": 1e-5, "test_accuracy": 0.97},
+        {"epsilon": 1.0, "delta": 1e-5, "test_accuracy": 0.95},
+        {"epsilon": 8.0, "delta": 1e-5, "test_accuracy": 0.985},
+        {"epsilon": None, "delta": None, "test_accuracy": 0.99},
+    ]
+    speed = [
+        {
+            "model": "mlp",
+            "method": "labkit DP-SGD",
+            "examples_per_s": 1.0,
+            "ratio_to_nonprivate": 1.5,
+            "peak_rss_mb": 1.0,
+        },
+        {
+            "model": "mlp",
+            "method": "TF Privacy",
+            "examples_per_s": 1.0,
+            "ratio_to_nonprivate": 90.0,
+            "peak_rss_mb": 1.0,
+        },
+    ]
+    he = [
+        {
+            "method": "phe, one ciphertext per value",
+            "seconds_total": 1000.0,
+            "bytes_per_value": 512,
+            "max_abs_error": 0.0,
+            "exact": True,
+        },
+        {
+            "method": "packed",
+            "seconds_total": 10.0,
+            "bytes_per_value": 8.0,
+            "max_abs_error": 1e-6,
+            "exact": True,
+        },
+        {
+            "method": "CKKS",
+            "seconds_total": 1.0,
+            "bytes_per_value": 80.0,
+            "max_abs_error": 1e-8,
+            "exact": False,
+        },
+    ]
+    for name, data in [
+        ("fedavg_rounds", fl),
+        ("dpsgd_mnist", dp),
+        ("dpsgd_speed", speed),
+        ("he_aggregation", he),
+    ]:
+        _write(tmp_path, name, data)
+    return tmp_path
+
+
+def test_cost_summary_values(results):
+    rows = {r["measure"]: r["value"] for r in lk.cost_summary(results)}
+    assert rows["rounds to 97% (2NN, IID): FedSGD / FedAvg E=5"] == 30.0
+    assert rows["rounds to 97% (2NN, FedAvg E=5): non-IID / IID"] == 7.5
+    assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05"] == 0.97
+    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(0.02)
+    assert rows["DP-SGD step cost, mlp (labkit DP-SGD)"] == 1.5
+    # The approximate CKKS row is faster but not exact: the exact packed path is quoted.
+    assert rows["seconds to aggregate 10 x 100k values (packed)"] == 10.0
+    assert rows["bytes on the wire per value (packed) vs float32"] == 2.0
+    assert rows["speed-up of packing + fast encryption over one phe ciphertext per value"] == 100
+    assert all(r["source"].startswith("benchmarks/results/") for r in lk.cost_summary(results))
+
+
+def test_missing_files_give_no_rows_not_made_up_ones(tmp_path):
+    assert lk.load_results("fedavg_rounds", tmp_path) is None
+    assert lk.cost_summary(tmp_path) == []
+
+
+def test_format_table():
+    table = lk.format_table([{"a": "x", "b": 1234.5678}], ["a", "b"])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23e+03 |"]
