@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "load_results", "cost_summary", "format_table"]
+__all__ = ["RESULTS_DIR", "load_results", "load_rows", "cost_summary", "format_table"]
 
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
 # by `uv sync`); a chapter says so plainly when a file is missing rather than inventing numbers.
@@ -25,7 +25,9 @@ def load_results(name: str, results_dir: str | Path | None = None):
         return json.load(fh)
 
 
-def _rows(data) -> list[dict]:
+def load_rows(name: str, results_dir: str | Path | None = None) -> list[dict]:
+    """Return the result rows of ``<name>.json`` (a list, or a dict's ``rows``); [] if missing."""
+    data = load_results(name, results_dir)
     if data is None:
         return []
     return data if isinstance(data, list) else data.get("rows", [data])
@@ -168,11 +170,10 @@ def _row(technique, measure, value, unit, source):
 
 def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
     """Return headline costs of FL, DP and HE from the recorded full-mode benchmark results."""
-    load = lambda name: _rows(load_results(name, results_dir))  # noqa: E731
     return (
-        _fl_costs(load("fedavg_rounds"))
-        + _dp_costs(load("dpsgd_mnist"), load("dpsgd_speed"))
-        + _he_costs(load("he_aggregation"))
+        _fl_costs(load_rows("fedavg_rounds", results_dir))
+        + _dp_costs(load_rows("dpsgd_mnist", results_dir), load_rows("dpsgd_speed", results_dir))
+        + _he_costs(load_rows("he_aggregation", results_dir))
     )
 
 

@@ -8,6 +8,7 @@ import labkit as lk
 
 
 def _write(tmp_path, name, data):
+    """Write one results file."""
     (tmp_path / f"{name}.json").write_text(json.dumps(data))
 
 
@@ -128,3 +129,11 @@ def test_missing_files_give_no_rows_not_made_up_ones(tmp_path):
 def test_format_table():
     table = lk.format_table([{"a": "x", "b": 1234.5678}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23e+03 |"]
+
+
+def test_load_rows_accepts_a_list_or_a_dict_with_rows(tmp_path):
+    _write(tmp_path, "a", [{"x": 1}])
+    _write(tmp_path, "b", {"rows": [{"x": 2}], "config": {}})
+    assert lk.load_rows("a", tmp_path) == [{"x": 1}]
+    assert lk.load_rows("b", tmp_path) == [{"x": 2}]
+    assert lk.load_rows("missing", tmp_path) == []
