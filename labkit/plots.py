@@ -211,20 +211,30 @@ def plot_bars(
     logy: bool = False,
     annotate: str | None = "{:.3g}",
     ax=None,
+    horizontal: bool = False,
 ):
-    """Draw one bar per named value, annotated with the value."""
-    fig, ax = new_figure() if ax is None else (ax.figure, ax)
+    """Draw one bar per named value, annotated; ``horizontal`` suits long names."""
     names = list(values)
+    if ax is None:
+        size = (7.0, 0.45 * len(names) + 1.2) if horizontal else None
+        fig, ax = new_figure(figsize=size) if size else new_figure()
+    else:
+        fig = ax.figure
     heights = [values[k] for k in names]
-    bars = ax.bar(
-        names,
-        heights,
-        color=[STYLE["axes.prop_cycle"].by_key()["color"][i % 8] for i in range(len(names))],
-    )
+    colors = [STYLE["axes.prop_cycle"].by_key()["color"][i % 8] for i in range(len(names))]
+    if horizontal:
+        bars = ax.barh(names, heights, color=colors)
+        ax.invert_yaxis()  # first name on top, as it reads
+        ax.grid(axis="y", visible=False)
+    else:
+        bars = ax.bar(names, heights, color=colors)
+        ax.tick_params(axis="x", labelrotation=20)
     if annotate:
-        ax.bar_label(bars, labels=[annotate.format(h) for h in heights], fontsize=9)
+        ax.bar_label(bars, labels=[annotate.format(h) for h in heights], fontsize=9, padding=2)
     if logy:
-        ax.set_yscale("log")
-    ax.tick_params(axis="x", labelrotation=20)
-    _finish(ax, "", ylabel, title, legend=False)
+        (ax.set_xscale if horizontal else ax.set_yscale)("log")
+    if horizontal:
+        _finish(ax, ylabel, "", title, legend=False)
+    else:
+        _finish(ax, "", ylabel, title, legend=False)
     return fig, ax
