@@ -120,3 +120,13 @@ def test_notebook_is_offline(name):
     source = (ROOT / "notebooks" / name).read_text()
     for banned in ("load_data(", "tensorflow_datasets", "fetch_openml", "urlopen", "fetch_"):
         assert banned not in source, f"{name} downloads data at run time ({banned})"
+
+
+def test_readme_results_match_the_results_files():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import update_readme
+    finally:
+        sys.path.pop(0)
+    text = (ROOT / "README.md").read_text()
+    assert update_readme.updated(text) == text, "run: uv run python tools/update_readme.py"
