@@ -168,7 +168,6 @@ def make_client_update(model: tf.keras.Model) -> ClientUpdate:
     if len(model.non_trainable_variables):
         # Averaging only trainable weights would silently drop e.g. BatchNorm statistics.
         raise ValueError("model has non-trainable variables; labkit.fl supports plain models only")
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     input_shape = tuple(model.input_shape[1:])
     spec = (
         tf.TensorSpec((None, *input_shape), tf.float32),
@@ -187,10 +186,12 @@ def make_client_update(model: tf.keras.Model) -> ClientUpdate:
             idx = order[starts[i] : ends[i]]
             xb, yb = tf.gather(x, idx), tf.gather(y, idx)
             with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
+                logits = model(xb, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(yb, logits))
             grads = tape.gradient(loss, variables)
             for v, g in zip(variables, grads, strict=True):
-                v.assign_sub(lr * g)
+                # One fused op per variable (v -= lr * g): per-op overhead dominates small steps.
+                tf.raw_ops.ResourceApplyGradientDescent(var=v.handle, alpha=lr, delta=g)
         return tf.constant(0)
 
     shapes = [tuple(v.shape) for v in variables]
@@ -377,10 +378,15 @@ def fedavg(
     evaluate = make_evaluator(model) if test_data is not None else None
     rng = make_rng(seed)
 
-    # Convert every client's data to tensors once, not once per round.
-    data = [
-        (tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64)) for x, y in clients
-    ]
+    # Convert a client's data to tensors the first time it is sampled, not once per round.
+    data: dict[int, tuple[tf.Tensor, tf.Tensor]] = {}
+
+    def tensors(k: int) -> tuple[tf.Tensor, tf.Tensor]:
+        if k not in data:
+            x, y = clients[k]
+            data[k] = (tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64))
+        return data[k]
+
     if test_data is not None:
         test = (
             tf.convert_to_tensor(test_data[0], tf.float32),
@@ -399,7 +405,7 @@ def fedavg(
         for k in chosen:
             new_w, n_k = client_update(
                 global_w,
-                *data[k],
+                *tensors(int(k)),
                 local_epochs=local_epochs,
                 batch_size=batch_size,
                 learning_rate=lr,
