@@ -45,6 +45,8 @@ def set_seed(seed: int = DEFAULT_SEED) -> np.random.Generator:
     import tensorflow as tf  # lazy: the HE chapter does not need TensorFlow
 
     tf.keras.utils.set_random_seed(int(seed))
+    # Same seed, same numbers: the chapters' compared cells depend on it (costs little on CPU).
+    tf.config.experimental.enable_op_determinism()
     return np.random.default_rng(seed)
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "cnn",
     "build_model",
     "compile_model",
+    "train",
     "per_example_loss",
     "evaluate",
     "count_params",
@@ -105,6 +106,31 @@ def compile_model(
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    return model
+
+
+def train(
+    model: tf.keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    optimizer: str = "adam",
+) -> tf.keras.Model:
+    """Train non-privately with Adam (or ``'sgd'``) on logits; return the model."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    optimizers = {"adam": tf.keras.optimizers.Adam, "sgd": tf.keras.optimizers.SGD}
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
+    compile_model(model, optimizer=optimizers[optimizer](learning_rate))
+    from labkit.config import progress
+
+    bar = progress(total=epochs, desc=f"training {model.name}", unit="epoch")
+    callback = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update(1))
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[callback])
+    bar.close()
     return model
 
 

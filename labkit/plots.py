@@ -99,6 +99,11 @@ def plot_lines(
         )
     if logx:
         ax.set_xscale("log")
+        xs = sorted({float(v) for x, _ in series.values() for v in np.ravel(x)})
+        if 0 < len(xs) <= 8:  # few points: label them, not the decades between them
+            ax.set_xticks(xs)
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
     if logy:
         ax.set_yscale("log")
     _finish(ax, xlabel, ylabel, title)

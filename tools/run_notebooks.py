@@ -18,19 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
-    """Drop execution counts and per-run metadata; keep kernelspec and language_info."""
+    """Renumber execution counts 1..N, drop per-run metadata; keep kernelspec, language_info."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
     nb.metadata.setdefault(
         "kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"}
     )
+    count = 0
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
         if cell.cell_type == "code":
-            cell.execution_count = None
+            # nbval treats a cell with outputs but no count as "unrun", so counts stay, renumbered
+            # 1..N in order: stable across re-runs, so they never show up in a diff.
+            count += 1
+            cell.execution_count = count
             for out in cell.outputs:
                 if "execution_count" in out:
-                    out.execution_count = None
+                    out.execution_count = count
 
 
 def run(path: Path, timeout: int = 1800) -> float:
