@@ -38,10 +38,11 @@ def _gd_step(model, x, y, learning_rate):
     ]
 
 
-def test_one_fedsgd_round_is_one_full_batch_gd_step_on_the_union(digits):
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_one_fedsgd_round_is_one_full_batch_gd_step_on_the_union(digits, vectorize):
     clients = _clients(digits)
     model = _model(digits)
-    lk.fedsgd(model, clients, 1, client_fraction=1.0, learning_rate=0.5, seed=0)
+    lk.fedsgd(model, clients, 1, client_fraction=1.0, learning_rate=0.5, vectorize=vectorize)
     x = np.concatenate([c[0] for c in clients])
     y = np.concatenate([c[1] for c in clients])
     expected = _gd_step(_model(digits), x, y, 0.5)
@@ -86,6 +87,20 @@ def test_client_update_matches_hand_written_minibatch_sgd(digits):
                 v.assign(w)
     for g, e in zip(got, _weights(ref), strict=True):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+
+
+def test_vectorised_clients_equal_one_by_one_training(digits):
+    # Unequal clients, short last batches, two epochs, a sampled subset: both paths agree.
+    clients = _clients(digits, sizes=(13, 40, 7, 100, 61))
+    runs = []
+    for vectorize in (True, False):
+        model = _model(digits)
+        lk.fedavg(model, clients, 2, 0.6, 2, 9, 0.2, seed=4, vectorize=vectorize)
+        runs.append(_weights(model))
+    moved = max(np.abs(a - b).max() for a, b in zip(runs[0], _weights(_model(digits)), strict=True))
+    assert moved > 1e-2
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6)
 
 
 def test_weighted_mean_against_numpy():
