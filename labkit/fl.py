@@ -320,7 +320,7 @@ class _CohortTrainer:
         return [[a[c] for a in values] for c in range(k)]
 
 
-def make_evaluator(model: tf.keras.Model, batch_size: int = 10_000) -> Callable:
+def make_evaluator(model: tf.keras.Model, batch_size: int = 2_000) -> Callable:
     """Return ``evaluate(weights, x, y) -> (mean loss, accuracy)`` for ``model``'s architecture."""
     variables = model.trainable_variables
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
