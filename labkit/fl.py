@@ -236,10 +236,15 @@ def _dense_layers(model: tf.keras.Model) -> list | None:
     layers = list(model.layers)
     if layers and isinstance(layers[0], tf.keras.layers.Flatten):
         layers = layers[1:]
+    elif len(model.input_shape) != 2:
+        return None  # a Dense layer on unflattened input acts on the last axis only
     if not layers or not all(
         type(layer) is tf.keras.layers.Dense and layer.use_bias for layer in layers
     ):
         return None
+    found = [v for layer in layers for v in (layer.kernel, layer.bias)]
+    if [id(v) for v in found] != [id(v) for v in model.trainable_variables]:
+        return None  # weights must come in the order the loop and the aggregator use
     return [(layer.kernel, layer.bias, layer.activation) for layer in layers]
 
 

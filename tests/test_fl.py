@@ -54,6 +54,17 @@ def test_one_fedsgd_round_is_one_full_batch_gd_step_on_the_union(digits, vectori
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
 
 
+def test_fedsgd_equivalence_holds_for_a_cnn_trained_client_by_client(digits):
+    # The CNN cannot be vectorised, so this covers the one-client-at-a-time path in the loop.
+    clients = _clients(digits)
+    model = lk.build_model("cnn", digits.input_shape, 10, small=True, seed=0)
+    lk.fedsgd(model, clients, 1, client_fraction=1.0, learning_rate=0.5)
+    ref = lk.build_model("cnn", digits.input_shape, 10, small=True, seed=0)
+    expected = _gd_step(ref, digits.x_train, digits.y_train, 0.5)
+    for g, e in zip(_weights(model), expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+
+
 def test_fedavg_e1_ball_same_as_fedsgd_and_weighting_matters(digits):
     clients = _clients(digits)
     a, b, c = _model(digits), _model(digits), _model(digits)
