@@ -34,6 +34,8 @@ from labkit.config import make_rng, progress
 __all__ = [
     "Aggregator",
     "WeightedMean",
+    "flatten_weights",
+    "unflatten_weights",
     "ClientUpdate",
     "make_client_update",
     "make_evaluator",
@@ -61,6 +63,8 @@ class Aggregator:
     order of ``model.trainable_variables``), and ``weights``: one non-negative float per client
     (its number of training examples). It returns one list of arrays with the same shapes: the
     update the server adds to the global weights. The loop checks those shapes.
+    ``flatten_weights`` / ``unflatten_weights`` convert between that list and one vector, for
+    aggregators that work on vectors (clipping by the L2 norm, encryption of packed vectors).
     """
 
     name = "aggregator"
@@ -101,6 +105,25 @@ class WeightedMean(Aggregator):
 
     def __repr__(self) -> str:
         return f"WeightedMean(weighted={self.weighted})"
+
+
+def flatten_weights(weights: Weights) -> np.ndarray:
+    """Concatenate a list of arrays into one float64 vector (for aggregators that want vectors)."""
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one array, got 0")
+    return np.concatenate([np.asarray(w, dtype=np.float64).ravel() for w in weights])
+
+
+def unflatten_weights(vector: np.ndarray, like: Weights) -> Weights:
+    """Cut ``vector`` back into arrays with the shapes and dtypes of ``like``."""
+    vector = np.asarray(vector).ravel()
+    sizes = [int(np.size(w)) for w in like]
+    if vector.size != sum(sizes):
+        raise ValueError(f"vector must have {sum(sizes)} values, got {vector.size}")
+    parts = np.split(vector, np.cumsum(sizes)[:-1])
+    return [
+        p.reshape(np.shape(w)).astype(np.asarray(w).dtype) for p, w in zip(parts, like, strict=True)
+    ]
 
 
 def _check_updates(updates: list[Weights]) -> None:

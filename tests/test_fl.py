@@ -126,6 +126,32 @@ def test_weighted_mean_against_numpy():
     np.testing.assert_allclose(plain[1], np.mean([u[1] for u in updates], axis=0), rtol=1e-12)
 
 
+def test_flatten_round_trip_and_a_vector_aggregator(digits):
+    rng = np.random.default_rng(0)
+    like = [rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)]
+    vec = lk.flatten_weights(like)
+    assert vec.shape == (10,) and vec.dtype == np.float64
+    back = lk.unflatten_weights(vec, like)
+    for a, b in zip(back, like, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    with pytest.raises(ValueError, match="vector must have 10 values"):
+        lk.unflatten_weights(vec[:-1], like)
+
+    class VectorMean(lk.Aggregator):  # how a vector-based plug-in (e.g. Paillier) wraps itself
+        def aggregate(self, updates, weights):
+            vectors = np.stack([lk.flatten_weights(u) for u in updates])
+            return lk.unflatten_weights(np.average(vectors, axis=0, weights=weights), updates[0])
+
+    runs = []
+    for aggregator in (VectorMean(), lk.WeightedMean()):
+        model = _model(digits)
+        lk.fedavg(model, _clients(digits), 2, 1.0, 1, 20, 0.2, aggregator=aggregator, seed=0)
+        runs.append(_weights(model))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
 class _Recorder(lk.Aggregator):
     def __init__(self):
         self.calls = []
