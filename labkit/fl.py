@@ -327,19 +327,24 @@ class _CohortTrainer:
     def __call__(self, weights, x_all, y_all, offsets, sizes, local_epochs, batch_size, lr, seeds):
         """Train the clients at ``offsets``/``sizes`` of the flat data; return their new weights."""
         k = len(sizes)
-        plans = []
+        grids = []  # per client: (steps, width) local indices, -1 marks padding
         for n, seed in zip(sizes, seeds, strict=True):
+            n = int(n)
+            b = n if batch_size is None else min(batch_size, n)
+            per_epoch = -(-n // b)
             rng = make_rng(seed)  # the same shuffles client_update draws for this seed
-            order = np.concatenate([rng.permutation(n) for _ in range(local_epochs)])
-            plans.append((order, *_step_bounds(n, local_epochs, batch_size)))
-        steps = max(len(st) for _, st, _ in plans)
-        width = max(int((en - st).max()) for _, st, en in plans)
+            pad = np.full((local_epochs, per_epoch * b), -1, np.int64)
+            for e in range(local_epochs):
+                pad[e, :n] = rng.permutation(n)
+            grids.append(pad.reshape(local_epochs * per_epoch, b))
+        steps = max(g.shape[0] for g in grids)
+        width = max(g.shape[1] for g in grids)
         idx = np.zeros((k, steps, width), np.int32)
         mask = np.zeros((k, steps, width), np.float32)
-        for c, ((order, st, en), off) in enumerate(zip(plans, offsets, strict=True)):
-            for s, (a, b) in enumerate(zip(st, en, strict=True)):
-                idx[c, s, : b - a] = off + order[a:b]
-                mask[c, s, : b - a] = 1.0
+        for c, (g, off) in enumerate(zip(grids, offsets, strict=True)):
+            valid = g >= 0
+            idx[c, : g.shape[0], : g.shape[1]] = np.where(valid, g + off, 0)
+            mask[c, : g.shape[0], : g.shape[1]] = valid
         stacked, train = self._function(k)
         for v, w in zip(stacked, weights, strict=True):
             v.assign(np.broadcast_to(w, (k, *w.shape)))
