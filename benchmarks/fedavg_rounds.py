@@ -123,6 +123,7 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                 )
                 done = {_key(r) for r in rows}
                 merged = [r for r in kept if _key(r) not in done] + rows
+                merged.sort(key=lambda r: list(CONFIGS).index(r["model"]))  # 2NN rows first
                 out.write_text(json.dumps(merged, indent=1) + "\n")
     return merged
 
