@@ -1,4 +1,4 @@
-"""Privacy accounting for DP-SGD through dp-accounting (RDP and PLD); no epsilon is hand-computed."""
+"""Privacy accounting for DP-SGD through dp-accounting (RDP and PLD): no hand-made epsilon."""
 
 from __future__ import annotations
 

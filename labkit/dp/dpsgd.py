@@ -144,6 +144,7 @@ class DPSGD:
         impl = self._ghost_clipped_sum if method == "ghost" else self._vectorized_clipped_sum
         self._clipped_sum = tf.function(impl, jit_compile=jit_compile, reduce_retracing=True)
         self._apply = tf.function(self._apply_impl, reduce_retracing=True)
+        self._step = tf.function(self._step_impl, reduce_retracing=True)  # one dispatch a step
         self.steps = 0
 
     # --- the ghost / book-keeping path -------------------------------------------------------
@@ -300,14 +301,27 @@ class DPSGD:
         noisy = [(g + std * self._noise.normal(tf.shape(g))) / denominator for g in grads]
         self.optimizer.apply_gradients(zip(noisy, self.model.trainable_variables, strict=True))
 
+    def _step_impl(self, x, y, mask, denominator):
+        grads, _ = self._clipped_sum(x, y, mask)
+        self._apply_impl(grads, denominator)
+
     def step(self, x: np.ndarray, y: np.ndarray, denominator: float, capacity: int) -> None:
         """Take one DP-SGD step on batch ``(x, y)``: clip, sum, add noise, divide, update.
 
         The batch is padded to ``capacity`` (masked examples weigh 0) so the compiled step sees
         one shape; batches above it are processed in chunks and summed, which is exact.
         """
+        if len(x) <= capacity:  # the common case: one compiled call does everything
+            pad = capacity - len(x)
+            mask = np.r_[np.ones(len(x), np.float32), np.zeros(pad, np.float32)]
+            if pad:
+                x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+                y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
+            self._step(x, y, mask, tf.constant(denominator, tf.float32))
+            self.steps += 1
+            return
         total = None
-        for start in range(0, max(len(x), 1), capacity):
+        for start in range(0, len(x), capacity):
             xb, yb = x[start : start + capacity], y[start : start + capacity]
             pad = capacity - len(xb)
             mask = np.r_[np.ones(len(xb), np.float32), np.zeros(pad, np.float32)]
@@ -336,7 +350,7 @@ def poisson_batches(
 def shuffled_batches(
     num_examples: int, batch_size: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Return one epoch of fixed-size batches of a random permutation (drop the partial last one)."""
+    """Return one epoch of fixed-size batches of a random permutation (partial last one dropped)."""
     perm = rng.permutation(num_examples)
     n = num_examples // batch_size
     return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n)]

@@ -308,7 +308,7 @@ def _numpy_noise(k: int, scale: float) -> float:
 
 
 def _reachable(output: float, value: float, scale: float, max_window: int) -> bool:
-    """Return True if a 53-bit uniform draw makes NumPy's sampler release ``output`` from ``value``."""
+    """Return True if some 53-bit draw makes NumPy's sampler release ``output`` from ``value``."""
     noise = output - value
     arg = math.exp(-abs(noise) / scale)  # the argument of the log in NumPy's sampler
     if arg == 0.0:
