@@ -358,7 +358,10 @@ def shuffled_batches(
 
 @dataclass
 class DPSGDHistory:
-    """Per-epoch record of a DP-SGD run: accountant's epsilon, test accuracy, wall time."""
+    """Per-epoch record of a DP-SGD run: accountant's epsilon, test accuracy, wall time.
+
+    Without validation data or a callback only the last epoch is recorded.
+    """
 
     delta: float
     sampling: str
@@ -418,6 +421,8 @@ def train_dpsgd(
         make = poisson_batches if sampling == "poisson" else shuffled_batches
         for idx in make(n, batch_size, rng):
             dp.step(x[idx], y[idx], float(batch_size), capacity)
+        if validation_data is None and on_epoch_end is None and epoch < epochs:
+            continue  # nobody looks at this epoch: skip the accountant call (about 0.1 s)
         history.epochs.append(epoch)
         history.seconds.append(time.perf_counter() - start)
         history.epsilon.append(
