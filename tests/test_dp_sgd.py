@@ -162,3 +162,32 @@ def test_unsupported_layer_is_named():
     )
     with pytest.raises(ValueError, match="batch_normalization.*vectorized"):
         lk.DPSGD(model, 1.0, 1.0)
+
+
+def test_reference_clipped_sum_matches_the_test_loop(batch):
+    x, y = batch
+    tf.keras.utils.set_random_seed(5)
+    model = MODELS["mlp"]()
+    ours = lk.reference_clipped_sum(model, x[:4], y[:4], 0.5)
+    ref, _ = loop_reference(model, x[:4], y[:4], 0.5)
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_dp_audit_stays_below_the_accountant_and_sweep_calibrates():
+    ds = lk.load_digits()
+    out = lk.dp_membership_experiment(
+        ds, 300, noise_multiplier=1.0, epochs=5, batch_size=50, model_name="logistic", seed=0
+    )
+    assert out["audit"].epsilon_lower_bound <= out["epsilon"]
+    assert out["epsilon"] == pytest.approx(lk.dpsgd_epsilon(1.0, 50, 300, 5, 1e-5, steps=30))
+    rows = lk.privacy_utility_sweep(
+        ds,
+        [2.0],
+        lambda: lk.build_model("logistic", ds.input_shape, ds.num_classes),
+        epochs=2,
+        batch_size=64,
+        l2_norm_clip=1.0,
+        learning_rate=0.5,
+    )
+    assert rows[0]["epsilon"] <= 2.0 + 1e-6 and rows[0]["test_accuracy"] > 0.5

@@ -42,6 +42,7 @@ __all__ = [
     "shuffled_batches",
     "dp_cnn",
     "train_dpsgd",
+    "reference_clipped_sum",
 ]
 
 METHODS = ("ghost", "vectorized")
@@ -437,3 +438,21 @@ def train_dpsgd(
         if on_epoch_end is not None:
             on_epoch_end(history)
     return history
+
+
+def reference_clipped_sum(
+    model: tf.keras.Model, x: np.ndarray, y: np.ndarray, l2_norm_clip: float
+) -> list[np.ndarray]:
+    """Return the clipped gradient sum the slow, obvious way: one backward pass per example."""
+    l2_norm_clip = _check_positive("l2_norm_clip", l2_norm_clip)
+    total = None
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(_default_loss(y[i : i + 1], model(x[i : i + 1], training=True)))
+        grads = [
+            g.numpy().astype(np.float64) for g in tape.gradient(loss, model.trainable_variables)
+        ]
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        grads = [g * min(1.0, l2_norm_clip / norm) for g in grads]
+        total = grads if total is None else [t + g for t, g in zip(total, grads, strict=True)]
+    return total
