@@ -288,3 +288,18 @@ def test_dpfedavg_accounting_rejects_bad_parameters():
         agg.aggregate(bad, np.ones(2))
     with pytest.raises(ValueError, match="updates"):
         agg.aggregate([], np.ones(0))
+
+
+def test_federated_membership_experiment_dp_lowers_the_attack():
+    lk.set_seed(0)
+    ds = lk.subsample(lk.load_mnist(), 1_000, 500, seed=0)
+    kwargs = dict(num_members=200, num_clients=10, num_rounds=15, seed=0)
+    plain = lk.federated_membership_experiment(ds, lk.WeightedMean(), **kwargs)
+    dp = lk.DPFedAvgAggregator(1.0, 3.0, clients_per_round=10, seed=0)
+    private = lk.federated_membership_experiment(ds, dp, **kwargs)
+    assert dp.num_rounds == 15
+    assert plain["audit"].auc > 0.55  # the plain model memorises its 200 members
+    assert private["audit"].auc < plain["audit"].auc - 0.03
+    assert len(plain["member_losses"]) == len(plain["nonmember_losses"]) == 200
+    with pytest.raises(ValueError, match="num_members"):
+        lk.federated_membership_experiment(ds, lk.WeightedMean(), num_members=600)
