@@ -303,3 +303,26 @@ def test_federated_membership_experiment_dp_lowers_the_attack():
     assert len(plain["member_losses"]) == len(plain["nonmember_losses"]) == 200
     with pytest.raises(ValueError, match="num_members"):
         lk.federated_membership_experiment(ds, lk.WeightedMean(), num_members=600)
+
+
+def test_distributed_noise_under_secure_aggregation_has_the_full_std(keys):
+    dim, m, clip, z = 20_000, 4, 0.5, 1.0
+    share = z * clip / math.sqrt(m)  # each client's noise share
+    spec = lk.PackingSpec(-8 * share, 8 * share, 16, m)  # room for the noisy values
+    decrypted = []
+
+    class KeyHolderView(lk.SecureAggregator):
+        def aggregate(self, updates, weights):
+            decrypted.append(_flat(super().aggregate(updates, weights)))
+            return [decrypted[-1]]
+
+    inner = KeyHolderView(*keys, spec, weighted=False, clip=False)  # refuse, never clip
+    agg = lk.DPFedAvgAggregator(clip, z, m, sum_aggregator=inner, noise_at="clients", seed=3)
+    zeros = [[np.zeros(dim, np.float32)] for _ in range(m)]
+    noise = _flat(agg.aggregate(zeros, np.ones(m)))
+    # The decrypted sum carries all m shares: std z * C / m on the mean, as with server noise,
+    # and the key holder never sees an un-noised sum.
+    assert abs(noise.std() / agg.noise_std - 1) < 0.03
+    assert abs(decrypted[-1].std() / agg.noise_std - 1) < 0.03
+    np.testing.assert_allclose(noise, decrypted[-1], rtol=0, atol=1e-6)
+    assert inner.history[-1]["clients"] == m
