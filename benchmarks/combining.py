@@ -55,7 +55,7 @@ def settings() -> dict:
         "key_bits": lk.scale(1024, 2048),
         "value_range": 0.25,  # per-value packing range [-r, r]; updates here stay below ~0.1
         "precision_bits": 16,
-        "l2_norm_clip": 0.5,  # about the median update norm, as McMahan et al. 2018 suggest
+        "l2_norm_clip": 0.5,  # quick: ~median update norm; full: below it (every update clipped)
         "noise_multipliers": [0.3, 1.0],
         "delta": 1e-5,
         "seed": 0,
