@@ -1,3 +1,0 @@
-"""labkit.dp (filled in by its chapter's issue)."""
-
-__all__: list[str] = []
