@@ -54,7 +54,9 @@ def _worker(model_name: str, method: str) -> dict:
     import labkit as lk
 
     lk.quiet_tensorflow()
-    lk.set_seed(0)
+    # Seeds without lk.set_seed's op determinism: XLA has no deterministic max-pooling gradient,
+    # so TF Privacy's XLA paths cannot run on the CNN with it, and speed needs no bit-exactness.
+    tf.keras.utils.set_random_seed(0)
     ds = lk.load_mnist()
     x, y = ds.x_train[: BATCH * 20], ds.y_train[: BATCH * 20]
     batches = [(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]) for i in range(20)]
