@@ -86,7 +86,13 @@ def main() -> None:
                 "minutes": (time.perf_counter() - start) / 60,
                 "target_epsilon": target,
                 "epsilon_pld": lk.dpsgd_epsilon(
-                    sigma, BATCH_SIZE, n, epochs, DELTA, accountant="pld"
+                    sigma,
+                    BATCH_SIZE,
+                    n,
+                    epochs,
+                    DELTA,
+                    accountant="pld",
+                    steps=epochs * round(n / BATCH_SIZE),  # the steps train_dpsgd took
                 ),
                 "sampling": "poisson",
                 "accountant": "rdp",

@@ -2,7 +2,8 @@
 
 Usage: uv run python benchmarks/dpsgd_speed.py   (about 5-10 minutes on 2 shared cores)
 
-Every (model, method) pair runs in its own subprocess, so each peak RSS is that method's own.
+Every (model, method) pair runs in its own subprocess, so each peak RSS is that method's own;
+fast methods run three times interleaved and keep their best run (the machine is shared).
 A method trains on fixed batches of 256 MNIST images for at least ``SECONDS`` seconds after two
 warm-up steps (tracing and compilation excluded). Writes benchmarks/results/dpsgd_speed.json with
 rows {"model", "method", "examples_per_s", "ratio_to_nonprivate", "peak_rss_mb"}; the ratio is
@@ -25,12 +26,15 @@ BATCH = 256
 SECONDS = 6.0
 MAX_STEPS = 300
 MODELS = ("mlp", "cnn")
+ROUNDS = 3
+SLOW = ("tfp DPKerasSGDOptimizer", "tfp VectorizedDPKerasSGDOptimizer")
 METHODS = (
     "non-private",
     "tfp DPKerasSGDOptimizer",
     "tfp VectorizedDPKerasSGDOptimizer",
     "tfp DPSequential",
     "labkit ghost",
+    "labkit ghost, clipping only (noise_multiplier=0)",
     "labkit vectorized",
 )
 
@@ -50,7 +54,9 @@ def _worker(model_name: str, method: str) -> dict:
     import labkit as lk
 
     lk.quiet_tensorflow()
-    lk.set_seed(0)
+    # Seeds without lk.set_seed's op determinism: XLA has no deterministic max-pooling gradient,
+    # so TF Privacy's XLA paths cannot run on the CNN with it, and speed needs no bit-exactness.
+    tf.keras.utils.set_random_seed(0)
     ds = lk.load_mnist()
     x, y = ds.x_train[: BATCH * 20], ds.y_train[: BATCH * 20]
     batches = [(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]) for i in range(20)]
@@ -106,9 +112,9 @@ def _worker(model_name: str, method: str) -> dict:
         dp = lk.DPSGD(
             model,
             clip,
-            sigma,
+            0.0 if "clipping only" in method else sigma,
             lr,
-            method="ghost" if method == "labkit ghost" else "vectorized",
+            method="vectorized" if method == "labkit vectorized" else "ghost",
             jit_compile=method == "labkit vectorized",
             seed=0,
         )
@@ -134,27 +140,46 @@ def _worker(model_name: str, method: str) -> dict:
     }
 
 
+def _run(model: str, method: str) -> dict:
+    env = dict(os.environ, LABKIT_PROGRESS="0")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", model, method],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        errors = [ln.strip() for ln in proc.stderr.splitlines() if "Error" in ln]
+        reason = errors[-1][:300] if errors else proc.stderr[-300:]
+        print(f"{model:4s} {method:50s} failed: {reason}", flush=True)
+        return {"model": model, "method": method, "error": reason}
+    row = json.loads(lines[-1])
+    print(f"{model:4s} {method:50s} {row['examples_per_s']:10.0f} ex/s", flush=True)
+    return row
+
+
 def main() -> None:
     """Run every method in a subprocess, print a Markdown table, and write the JSON."""
-    rows = []
-    for model in MODELS:
-        for method in METHODS:
-            env = dict(os.environ, LABKIT_PROGRESS="0")
-            proc = subprocess.run(
-                [sys.executable, __file__, "--worker", model, method],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=900,
-            )
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            if proc.returncode != 0 or not lines:
-                print(f"{model} / {method} failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
-                rows.append({"model": model, "method": method, "error": proc.stderr[-300:]})
-                continue
-            row = json.loads(lines[-1])
-            rows.append(row)
-            print(f"{model:4s} {method:36s} {row['examples_per_s']:10.0f} ex/s", flush=True)
+    # The machine is shared: the fast methods run ROUNDS times, interleaved, and keep their best
+    # run, so a burst of someone else's load does not decide a ratio. The TF Privacy optimizers
+    # take minutes per run and are run once (their ratios are in the hundreds either way).
+    best: dict[tuple[str, str], dict] = {}
+    for r in range(ROUNDS):
+        for model in MODELS:
+            for method in METHODS:
+                if r > 0 and method in SLOW:
+                    continue
+                row = _run(model, method)
+                key = (model, method)
+                old = best.get(key, {})
+                row["runs"] = old.get("runs", 0) + 1
+                if row.get("examples_per_s", 0) >= old.get("examples_per_s", 0):
+                    best[key] = row
+                else:
+                    old["runs"] = row["runs"]
+    rows = [best[(model, method)] for model in MODELS for method in METHODS]
     for model in MODELS:
         base = next(
             r["examples_per_s"]
@@ -177,7 +202,7 @@ def main() -> None:
                 f"{r['ratio_to_nonprivate']:.2f}x | {r['peak_rss_mb']:.0f} |"
             )
         else:
-            print(f"| {r['model']} | {r['method']} | failed | | |")
+            print(f"| {r['model']} | {r['method']} | failed: {r['error'][:60]} | | |")
 
 
 if __name__ == "__main__":
