@@ -99,7 +99,8 @@ def plot_lines(
         )
     if logx:
         ax.set_xscale("log")
-        xs = sorted({float(v) for x, _ in series.values() for v in np.ravel(x)})
+        # Two significant digits: 0.4995 and 0.5 are one tick, not two overlapping labels.
+        xs = sorted({float(f"{v:.2g}") for x, _ in series.values() for v in np.ravel(x) if v > 0})
         if 0 < len(xs) <= 8:  # few points: label them, not the decades between them
             ax.set_xticks(xs)
         ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
