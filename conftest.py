@@ -1,4 +1,4 @@
-"""Test-wide settings: headless plots, no progress bars, offline by construction."""
+"""Test-wide settings for tests/ and the nbval-run notebooks: headless plots, no progress bars."""
 
 import os
 
