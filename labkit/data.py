@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 import pickle
@@ -19,6 +20,8 @@ __all__ = [
     "load_mnist",
     "load_digits",
     "load_breast_cancer",
+    "ADULT_COLUMNS",
+    "load_adult",
     "load_dataset",
     "subsample",
     "partition_iid",
@@ -130,6 +133,27 @@ def load_breast_cancer(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     x_tr, y_tr, x_te, y_te = _split(x, y, test_fraction, seed)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8  # train statistics only
     return Dataset("breast_cancer", (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te, 2)
+
+
+# UCI Adult (census income, CC BY 4.0): shipped compressed in labkit/datasets/adult/.
+ADULT_PATH = Path(__file__).resolve().parent / "datasets" / "adult" / "adult.data.gz"
+ADULT_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+    "hours-per-week", "native-country", "income",
+)  # fmt: skip
+_NUMERIC = {"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
+
+
+def load_adult() -> dict[str, np.ndarray]:
+    """Return the 32,561 UCI Adult training records as columns (int64 or str arrays)."""
+    with gzip.open(ADULT_PATH, "rt", encoding="ascii") as f:
+        rows = [[c.strip() for c in r] for r in csv.reader(f) if len(r) == len(ADULT_COLUMNS)]
+    cols = list(zip(*rows, strict=True))
+    return {
+        name: np.array(col, dtype=np.int64 if name in _NUMERIC else str)
+        for name, col in zip(ADULT_COLUMNS, cols, strict=True)
+    }
 
 
 _LOADERS = {"mnist": load_mnist, "digits": load_digits, "breast_cancer": load_breast_cancer}

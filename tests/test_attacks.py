@@ -89,3 +89,15 @@ def test_labels_leak_from_the_output_bias_gradient():
         expected = (p - np.eye(10)[ds.y_train[mask][:40]]).mean(0)
         np.testing.assert_allclose(g, expected, atol=1e-6)
         assert lk.infer_labels_from_gradient(g).tolist() == sorted(labels)
+
+
+def test_member_split_is_disjoint_and_same_pool():
+    ds = lk.load_digits()
+    (xm, ym), (xn, yn) = lk.member_split(ds, 200, seed=4)
+    assert len(xm) == len(xn) == 200
+    flat = {x.tobytes() for x in xm}
+    assert not flat & {x.tobytes() for x in xn}  # digits has no duplicate images
+    (xm2, _), _ = lk.member_split(ds, 200, seed=4)
+    np.testing.assert_array_equal(xm, xm2)
+    with pytest.raises(ValueError, match=r"num_members must be in \[1, "):
+        lk.member_split(ds, len(ds.x_train))

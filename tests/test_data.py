@@ -153,3 +153,11 @@ def test_partition_errors_name_the_parameter():
         lk.partition(LABELS, 10, "pathological")
     with pytest.raises(ValueError, match="could not give every one"):
         lk.partition_dirichlet(LABELS, 100, alpha=0.001, min_size=12, max_tries=3)
+
+
+def test_adult_ships_offline():
+    adult = lk.load_adult()
+    assert set(adult) == set(lk.ADULT_COLUMNS)
+    assert len(adult["age"]) == 32561  # the UCI training file
+    assert adult["age"].dtype == np.int64 and 17 <= adult["age"].min() <= adult["age"].max() <= 90
+    assert set(np.unique(adult["income"])) == {"<=50K", ">50K"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from labkit.dp.accounting import dpsgd_noise_multiplier
 from labkit.dp.dpsgd import train_dpsgd
 
@@ -75,15 +73,10 @@ def dp_membership_experiment(
     Members and non-members are the same random split as ``memorisation_experiment`` with the
     same seed, so the two audits compare like with like.
     """
-    from labkit.attacks import audit_model
+    from labkit.attacks import audit_model, member_split
     from labkit.models import build_model, evaluate
 
-    if not 1 <= num_members <= len(ds.x_train) // 2:
-        raise ValueError(f"num_members must be in [1, {len(ds.x_train) // 2}], got {num_members}")
-    order = np.random.default_rng(seed).permutation(len(ds.x_train))[: 2 * num_members]
-    inside, outside = order[:num_members], order[num_members:]
-    members = (ds.x_train[inside], ds.y_train[inside])
-    nonmembers = (ds.x_train[outside], ds.y_train[outside])
+    members, nonmembers = member_split(ds, num_members, seed)
     model = build_model(model_name, ds.input_shape, ds.num_classes, small=small, seed=seed)
     hist = train_dpsgd(
         model,

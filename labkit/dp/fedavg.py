@@ -235,17 +235,12 @@ def federated_membership_experiment(
     the non-members (the same random split as ``dp_membership_experiment`` with the same seed).
     Few examples, many local epochs: a setting where a plain model memorises its members.
     """
-    from labkit.attacks import audit_model
+    from labkit.attacks import audit_model, member_split
     from labkit.data import partition_iid
     from labkit.fl import client_datasets, fedavg
     from labkit.models import build_model
 
-    if not 1 <= num_members <= len(ds.x_train) // 2:
-        raise ValueError(f"num_members must be in [1, {len(ds.x_train) // 2}], got {num_members}")
-    order = np.random.default_rng(seed).permutation(len(ds.x_train))[: 2 * num_members]
-    inside, outside = order[:num_members], order[num_members:]
-    members = (ds.x_train[inside], ds.y_train[inside])
-    nonmembers = (ds.x_train[outside], ds.y_train[outside])
+    members, nonmembers = member_split(ds, num_members, seed)
     clients = client_datasets(*members, partition_iid(members[1], num_clients, seed=seed))
     model = build_model(model_name, ds.input_shape, ds.num_classes, small=small, seed=seed)
     history = fedavg(
