@@ -285,6 +285,9 @@ class _CohortTrainer:
     B x B Gram corrections replace a read-modify-write of every client's kernel per step. Same
     steps, same result to float rounding; at batch 10 this halves the time of a round, which is
     bound by memory traffic through the stacked kernels, not by arithmetic.
+
+    The clients are split into two groups with their own variables and no data dependence, so
+    TensorFlow's executor runs the two groups' many small per-step ops on both cores at once.
     """
 
     # Cap the chunk's rows (chunk x batch) so the Gram matrices stay small and cheap.
@@ -294,20 +297,62 @@ class _CohortTrainer:
         self.activations = [act for _, _, act in layers]
         self.shapes = [tuple(v.shape) for k, b, _ in layers for v in (k, b)]
         self.dim = int(layers[0][0].shape[0])
-        self.stacked: dict[int, list[tf.Variable]] = {}  # per number of clients k
+        self.groups: dict[int, list[list[tf.Variable]]] = {}  # per number of clients k
         self.functions: dict[tuple[int, int, int], Callable] = {}  # per (k, chunk, width)
 
-    def _function(self, k: int, chunk: int, b: int):
-        if k not in self.stacked:
-            self.stacked[k] = [tf.Variable(tf.zeros((k, *s), tf.float32)) for s in self.shapes]
-        stacked = self.stacked[k]
-        if (k, chunk, b) in self.functions:
-            return stacked, self.functions[(k, chunk, b)]
-        acts, dim = self.activations, self.dim
+    def _variables(self, k: int) -> list[list[tf.Variable]]:
+        if k not in self.groups:
+            sizes = [k - k // 2, k // 2] if k > 1 else [k]
+            self.groups[k] = [
+                [tf.Variable(tf.zeros((n, *s), tf.float32)) for s in self.shapes] for n in sizes
+            ]
+        return self.groups[k]
 
-        def apply(v: tf.Variable, grad: tf.Tensor, lr: tf.Tensor) -> None:
+    def _train_group(self, stacked, x, y, idx, mask, lr, chunk: int, b: int) -> None:
+        """Run every step of ``idx``/``mask`` (clients, steps, b) on one group's variables."""
+        acts, dim, k = self.activations, self.dim, int(stacked[0].shape[0])
+
+        def apply(v: tf.Variable, grad: tf.Tensor) -> None:
             tf.raw_ops.ResourceApplyGradientDescent(var=v.handle, alpha=lr, delta=grad)
 
+        for c in tf.range(tf.shape(idx)[1] // chunk):
+            ids = tf.reshape(idx[:, c * chunk : (c + 1) * chunk], (k, chunk * b))
+            xc = tf.reshape(tf.gather(x, ids), (k, chunk * b, dim))
+            yc = tf.reshape(tf.gather(y, ids), (k, chunk, b))
+            mc = mask[:, c * chunk : (c + 1) * chunk]
+            first = tf.matmul(xc, stacked[0])  # every step's X_t W_c at once
+            gram = tf.matmul(xc, xc, transpose_b=True) if chunk > 1 else None
+            dz = []  # D_s of the chunk's earlier steps
+            for t in range(chunk):
+                m = mc[:, t]
+                with tf.GradientTape() as tape:
+                    z1 = first[:, t * b : (t + 1) * b] + stacked[1][:, None, :]
+                    if t:
+                        g_ts = gram[:, t * b : (t + 1) * b, : t * b]
+                        z1 -= lr * tf.matmul(g_ts, tf.concat(dz, axis=1))
+                    tape.watch(z1)
+                    z = acts[0](z1)
+                    for j in range(1, len(acts)):
+                        z = acts[j](tf.matmul(z, stacked[2 * j]) + stacked[2 * j + 1][:, None])
+                    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(yc[:, t], z)
+                    # Sum over clients of each client's own mean loss: client k's gradient is
+                    # that of its mean loss; an all-padding step gives a zero gradient.
+                    n = tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+                    loss = tf.reduce_sum(tf.reduce_sum(m * ce, axis=1) / n)
+                grads = tape.gradient(loss, [z1, *stacked[2:]])
+                dz.append(grads[0])
+                apply(stacked[1], tf.reduce_sum(grads[0], axis=1))
+                for v, g in zip(stacked[2:], grads[1:], strict=True):
+                    apply(v, g)
+            apply(stacked[0], tf.matmul(xc, tf.concat(dz, axis=1), transpose_a=True))
+
+    def _function(self, k: int, chunk: int, b: int) -> Callable:
+        if (k, chunk, b) in self.functions:
+            return self.functions[(k, chunk, b)]
+        groups = self._variables(k)
+        bounds = np.cumsum([0] + [int(g[0].shape[0]) for g in groups])
+
+        # Static shapes (k, chunk, b) make the many slices cheaper than shapes read at run time.
         @tf.function(
             input_signature=(
                 tf.TensorSpec(None, tf.float32),
@@ -315,47 +360,22 @@ class _CohortTrainer:
                 tf.TensorSpec((k, None, b), tf.int32),
                 tf.TensorSpec((k, None, b), tf.float32),
                 tf.TensorSpec((), tf.float32),
+                [tf.TensorSpec(s, tf.float32) for s in self.shapes],
             )
         )
-        def train(x, y, idx, mask, lr):
-            # Static shapes (k, chunk, b): cheaper slicing than shapes computed at run time.
-            for c in tf.range(tf.shape(idx)[1] // chunk):
-                ids = tf.reshape(idx[:, c * chunk : (c + 1) * chunk], (k, -1))
-                xc = tf.reshape(tf.gather(x, ids), (k, -1, dim))  # (k, chunk * b, dim)
-                yc = tf.reshape(tf.gather(y, ids), (k, chunk, b))
-                mc = mask[:, c * chunk : (c + 1) * chunk]
-                first = tf.matmul(xc, stacked[0])  # every step's X_t W_c at once
-                gram = tf.matmul(xc, xc, transpose_b=True) if chunk > 1 else None
-                dz = []  # D_s of the chunk's earlier steps
-                for t in range(chunk):
-                    m = mc[:, t]
-                    with tf.GradientTape() as tape:
-                        z1 = first[:, t * b : (t + 1) * b] + stacked[1][:, None, :]
-                        if t:
-                            g_ts = gram[:, t * b : (t + 1) * b, : t * b]
-                            z1 -= lr * tf.matmul(g_ts, tf.concat(dz, axis=1))
-                        tape.watch(z1)
-                        z = acts[0](z1)
-                        for j in range(1, len(acts)):
-                            z = acts[j](tf.matmul(z, stacked[2 * j]) + stacked[2 * j + 1][:, None])
-                        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(yc[:, t], z)
-                        # Sum over clients of each client's own mean loss: client k's gradient
-                        # is that of its mean loss; an all-padding step gives a zero gradient.
-                        n = tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
-                        loss = tf.reduce_sum(tf.reduce_sum(m * ce, axis=1) / n)
-                    grads = tape.gradient(loss, [z1, *stacked[2:]])
-                    dz.append(grads[0])
-                    apply(stacked[1], tf.reduce_sum(grads[0], axis=1), lr)
-                    for v, g in zip(stacked[2:], grads[1:], strict=True):
-                        apply(v, g, lr)
-                apply(stacked[0], tf.matmul(xc, tf.concat(dz, axis=1), transpose_a=True), lr)
-            return tf.constant(0)
+        def train(x, y, idx, mask, lr, weights):
+            for g, lo, hi in zip(groups, bounds[:-1], bounds[1:], strict=True):
+                for v, w in zip(g, weights, strict=True):
+                    v.assign(tf.broadcast_to(w, v.shape))
+                self._train_group(g, x, y, idx[lo:hi], mask[lo:hi], lr, chunk, b)
+            # Each client's update: its trained weights minus the global ones it started from.
+            return [tf.concat([g[i] - w for g in groups], axis=0) for i, w in enumerate(weights)]
 
         self.functions[(k, chunk, b)] = train
-        return stacked, train
+        return train
 
     def __call__(self, weights, x_all, y_all, offsets, sizes, local_epochs, batch_size, lr, seeds):
-        """Train the clients at ``offsets``/``sizes`` of the flat data; return their new weights."""
+        """Train the clients at ``offsets``/``sizes`` of the flat data; return their updates."""
         k = len(sizes)
         grids = []  # per client: (steps, width) local indices, -1 marks padding
         for n, seed in zip(sizes, seeds, strict=True):
@@ -377,11 +397,9 @@ class _CohortTrainer:
             valid = g >= 0
             idx[c, : g.shape[0], : g.shape[1]] = np.where(valid, g + off, 0)
             mask[c, : g.shape[0], : g.shape[1]] = valid
-        stacked, train = self._function(k, chunk, width)
-        for v, w in zip(stacked, weights, strict=True):
-            v.assign(np.broadcast_to(w, (k, *w.shape)))
-        train(x_all, y_all, idx, mask, tf.constant(lr, tf.float32))
-        values = [v.numpy() for v in stacked]
+        train = self._function(k, chunk, width)
+        deltas = train(x_all, y_all, idx, mask, tf.constant(lr, tf.float32), list(weights))
+        values = [d.numpy() for d in deltas]
         return [[a[c] for a in values] for c in range(k)]
 
 
@@ -582,7 +600,7 @@ def fedavg(
             # The round's clients, concatenated; a client is an (offset, size) slice of it.
             pairs = [tensors(int(k)) for k in chosen]
             sizes = np.array([int(y.shape[0]) for _, y in pairs])
-            trained = cohort(
+            updates = cohort(
                 global_w,
                 tf.concat([x for x, _ in pairs], axis=0),
                 tf.concat([y for _, y in pairs], axis=0),
@@ -595,7 +613,7 @@ def fedavg(
             )
             counts = [int(n) for n in sizes]
         else:
-            trained, counts = [], []
+            updates, counts = [], []
             for k, client_seed in zip(chosen, seeds, strict=True):
                 new_w, n_k = client_update(
                     global_w,
@@ -605,9 +623,8 @@ def fedavg(
                     learning_rate=lr,
                     seed=client_seed,
                 )
-                trained.append(new_w)
+                updates.append([a - b for a, b in zip(new_w, global_w, strict=True)])
                 counts.append(n_k)
-        updates = [[a - b for a, b in zip(w, global_w, strict=True)] for w in trained]
         down += m * size  # the server sends the global model to each sampled client
         up += m * size  # each sends back one model-sized update
         delta = _check_aggregate(
