@@ -1,4 +1,4 @@
-"""Rounds to a target test accuracy for FedSGD and FedAvg on MNIST (McMahan et al. 2017, Table 2).
+"""Rounds to a target test accuracy for FedSGD and FedAvg (McMahan et al. 2017, Tables 1-2).
 
 Full mode (``LABKIT_FULL=1`` or ``--full``) runs for 15-60 minutes on a shared 2-core CPU:
 100 clients, C = 0.1, the 2NN (target 97%) on IID and pathological non-IID (2 label shards per
@@ -25,21 +25,32 @@ import labkit as lk
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# McMahan et al. 2017, Table 2 (MNIST, C = 0.1): rounds to target, IID / pathological non-IID.
-# The paper's 2NN rows use E in {1, 10, 20}; it has no 2NN row for E=5, B=10 (its E=10, B=10
-# row: 34 IID / 350 non-IID).
+# McMahan et al. 2017 (AISTATS camera-ready), MNIST, C = 0.1: rounds to target, IID / pathological
+# non-IID. The CNN rows are Table 2. The paper's Table 2 has no 2NN rows: the 2NN's E = 1 rows at
+# C = 0.1 are in Table 1 (B = inf is FedSGD, B = 10 is FedAvg E=1 B=10); its E/B grid (with
+# E = 5, B = 10) is Table 4 in Appendix A, which we could not check here, so that row has no paper
+# number. The paper reads rounds off a best-so-far curve with linear interpolation and tunes the
+# learning rate on a grid; we take the first evaluated round at or above the target.
 PAPER = {
-    ("2nn", "iid", "FedSGD"): 1455,
-    ("2nn", "shards", "FedSGD"): 4278,
-    ("2nn", "iid", "FedAvg E=1 B=10"): 316,
-    ("2nn", "shards", "FedAvg E=1 B=10"): 3275,
-    ("cnn", "iid", "FedSGD"): 626,
-    ("cnn", "shards", "FedSGD"): 483,
-    ("cnn", "iid", "FedAvg E=1 B=10"): 34,
-    ("cnn", "shards", "FedAvg E=1 B=10"): 350,
-    ("cnn", "iid", "FedAvg E=5 B=10"): 20,
-    ("cnn", "shards", "FedAvg E=5 B=10"): 229,
+    ("2nn", "iid", "FedSGD"): (1474, "Table 1, C=0.1, B=inf"),
+    ("2nn", "shards", "FedSGD"): (1796, "Table 1, C=0.1, B=inf"),
+    ("2nn", "iid", "FedAvg E=1 B=10"): (87, "Table 1, C=0.1, B=10"),
+    ("2nn", "shards", "FedAvg E=1 B=10"): (664, "Table 1, C=0.1, B=10"),
+    ("cnn", "iid", "FedSGD"): (626, "Table 2"),
+    ("cnn", "shards", "FedSGD"): (483, "Table 2"),
+    ("cnn", "iid", "FedAvg E=1 B=10"): (34, "Table 2"),
+    ("cnn", "shards", "FedAvg E=1 B=10"): (350, "Table 2"),
+    ("cnn", "iid", "FedAvg E=5 B=10"): (20, "Table 2"),
+    ("cnn", "shards", "FedAvg E=5 B=10"): (229, "Table 2"),
 }
+
+
+def paper(model: str, partition: str, method: str, epochs: int, batch) -> tuple:
+    """Return (rounds, where in the paper) for one configuration, or (None, None)."""
+    scheme = "iid" if partition == "iid" else "shards"
+    name = "FedSGD" if method == "FedSGD" else f"FedAvg E={epochs} B={batch}"
+    return PAPER.get((model, scheme, name), (None, None))
+
 
 # (method, E, B, learning rate, round budget IID, round budget non-IID). Learning rates were
 # picked from a short pilot (FedSGD: 0.1 / 0.3 / 1.0 over 300 rounds), not the paper's full grid.
@@ -109,12 +120,17 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                     "final_accuracy": hist.final_accuracy,
                     "bytes_up": hist.bytes_up[-1],
                     "seconds": round(time.perf_counter() - start, 1),
-                    "paper_rounds": PAPER.get((model_name, scheme, method)) if full else None,
                     "num_clients": num_clients,
                     "client_fraction": 0.1,
                     "num_train": int(len(ds.y_train)),
                     "accuracy_curve": [round(a, 4) for a in hist.test_accuracy],
                 }
+                # Quick runs use a subsample and a lower target: no paper number compares.
+                row["paper_rounds"], row["paper_source"] = (
+                    paper(model_name, row["partition"], row["method"], epochs, batch)
+                    if full
+                    else (None, None)
+                )
                 rows.append(row)
                 print(
                     f"{model_name} {scheme:6s} {method:16s} rounds={rounds} "
@@ -123,6 +139,11 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                 )
                 done = {_key(r) for r in rows}
                 merged = [r for r in kept if _key(r) not in done] + rows
+                if full:  # kept rows too: the paper's numbers are a lookup, not a measurement
+                    for r in merged:
+                        r["paper_rounds"], r["paper_source"] = paper(
+                            r["model"], r["partition"], r["method"], r["E"], r["B"]
+                        )
                 merged.sort(key=lambda r: list(CONFIGS).index(r["model"]))  # 2NN rows first
                 out.write_text(json.dumps(merged, indent=1) + "\n")
     return merged

@@ -5,9 +5,10 @@ clients sampled in the same rounds, SGD with the same learning rate, weighted av
 The naive loop is what most tutorials write: ``set_weights`` + ``model.fit`` + ``get_weights``
 on one compiled Keras model for every client. Writes ``benchmarks/results/fedavg_speed.json``.
 
-Usage: uv run python benchmarks/fedavg_speed.py   (about two minutes; LABKIT_FULL=1: 5 x 10 rounds)
-The recorded JSON comes from LABKIT_FULL=1. On a shared machine the ratio moves with the load:
-the JSON keeps every repeat, the best-of ("speedup") and the median ("speedup_median").
+Usage: LABKIT_FULL=1 uv run python benchmarks/fedavg_speed.py   (about two minutes, 5 x 10 rounds)
+The recorded JSON comes from LABKIT_FULL=1; without it, 3 x 5 rounds write
+fedavg_speed_quick.json. On a shared machine the ratio moves with the load: the JSON keeps every
+repeat, the best-of ("speedup") and the median ("speedup_median").
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fedavg_speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    name = "fedavg_speed.json" if lk.is_full() else "fedavg_speed_quick.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
     print("| implementation | s / round | test accuracy after the timed rounds |")
     print("|---|---|---|")
     print(f"| naive per-client model.fit | {slow:.3f} | {slow_acc:.4f} |")

@@ -33,7 +33,7 @@ def load_rows(name: str, results_dir: str | Path | None = None) -> list[dict]:
     return data if isinstance(data, list) else data.get("rows", [data])
 
 
-def _fl_costs(rows: list[dict]) -> list[dict]:
+def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
     out = []
 
     def rounds(partition, method, e=None):
@@ -75,6 +75,18 @@ def _fl_costs(rows: list[dict]) -> list[dict]:
                 non_iid / avg,
                 "x more rounds on non-IID data",
                 "fedavg_rounds",
+            )
+        )
+    if speed and speed.get("speedup"):
+        out.append(
+            _row(
+                "federated learning",
+                f"simulation time per round, per-client model.fit / labkit.fl ({speed['model']}, "
+                f"{speed['clients_per_round']} clients, E={speed['local_epochs']}, "
+                f"B={speed['batch_size']})",
+                speed["speedup"],
+                "x faster",
+                "fedavg_speed",
             )
         )
     return out
@@ -186,7 +198,9 @@ def _row(technique, measure, value, unit, source):
 def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
     """Return headline costs of FL, DP and HE from the recorded full-mode benchmark results."""
     return (
-        _fl_costs(load_rows("fedavg_rounds", results_dir))
+        _fl_costs(
+            load_rows("fedavg_rounds", results_dir), load_results("fedavg_speed", results_dir)
+        )
         + _dp_costs(load_rows("dpsgd_mnist", results_dir), load_rows("dpsgd_speed", results_dir))
         + _he_costs(load_rows("he_aggregation", results_dir))
     )

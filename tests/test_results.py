@@ -102,6 +102,17 @@ def results(tmp_path):
         ("dpsgd_mnist", dp),
         ("dpsgd_speed", speed),
         ("he_aggregation", he),
+        (
+            "fedavg_speed",
+            {
+                "speedup": 12.5,
+                "model": "2nn",
+                "num_clients": 100,
+                "clients_per_round": 10,
+                "local_epochs": 1,
+                "batch_size": 10,
+            },
+        ),
     ]:
         _write(tmp_path, name, data)
     return tmp_path
@@ -111,6 +122,10 @@ def test_cost_summary_values(results):
     rows = {r["measure"]: r["value"] for r in lk.cost_summary(results)}
     assert rows["rounds to 97% (2NN, IID): FedSGD / FedAvg E=5"] == 30.0
     assert rows["rounds to 97% (2NN, FedAvg E=5): non-IID / IID"] == 7.5
+    measure = (
+        "simulation time per round, per-client model.fit / labkit.fl (2nn, 10 clients, E=1, B=10)"
+    )
+    assert rows[measure] == 12.5
     assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05"] == 0.97
     assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(0.02)
     assert rows["DP-SGD step time, mlp (labkit)"] == 1.5
