@@ -5,7 +5,6 @@ References are computed independently here with NumPy (and dp-accounting for eps
 """
 
 import math
-import warnings
 
 import dp_accounting
 import numpy as np
@@ -15,24 +14,8 @@ import labkit as lk
 
 
 @pytest.fixture(scope="module")
-def keys():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
-        return lk.cached_keypair(1024, allow_insecure=True)
-
-
-@pytest.fixture(scope="module")
-def other_keys():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
-        return lk.generate_keypair(512, allow_insecure=True)
-
-
-class _NoEncrypt(lk.FastEncryptor):
-    """An encryptor that fails the test if anything reaches encryption."""
-
-    def raw_encrypt(self, plaintext):
-        raise AssertionError("encryption ran before the input was validated")
+def keys(insecure_keypair):
+    return insecure_keypair(1024)
 
 
 SHAPES = [(30, 7), (7,)]
@@ -88,10 +71,10 @@ def test_secure_clips_into_range_and_counts(keys):
     assert agg.history[-1]["clipped_values"] == expected > 0
 
 
-def test_secure_refuses_before_encrypting(keys, other_keys):
+def test_secure_refuses_before_encrypting(keys, other_keys, no_encrypt):
     pk, sk = keys
     spec = lk.PackingSpec(-1.0, 1.0, 16, 10)
-    never = _NoEncrypt(pk)
+    never = no_encrypt(pk)
     agg = lk.SecureAggregator(pk, sk, spec, encryptor=never)
     with pytest.raises(lk.HeadroomError, match="max_summands=10"):
         agg.aggregate(_updates(2, 0.5), np.array([6.0, 5.0]))  # weights too large

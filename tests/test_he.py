@@ -5,7 +5,6 @@ Unit tests use opt-in 512-bit keys for speed (insecure; fine for arithmetic chec
 """
 
 import secrets
-import warnings
 
 import gmpy2
 import numpy as np
@@ -17,29 +16,13 @@ from labkit import he
 
 
 @pytest.fixture(scope="module")
-def keys():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
-        return lk.cached_keypair(512, allow_insecure=True)
-
-
-@pytest.fixture(scope="module")
-def other_keys():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
-        return lk.generate_keypair(512, allow_insecure=True)
+def keys(insecure_keypair):
+    return insecure_keypair(512)
 
 
 @pytest.fixture(scope="module")
 def fast(keys):
     return lk.FastEncryptor(keys[0])
-
-
-class _NoEncrypt(lk.FastEncryptor):
-    """An encryptor that fails the test if anything reaches encryption."""
-
-    def raw_encrypt(self, plaintext):
-        raise AssertionError("encryption ran before the input was validated")
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -237,9 +220,9 @@ def test_bad_weights_are_refused(keys, fast):
         lk.encrypted_weighted_sum(v, [1])
 
 
-def test_packed_input_is_validated_before_encryption(keys, fast):
+def test_packed_input_is_validated_before_encryption(keys, fast, no_encrypt):
     pk, _ = keys
-    spy = _NoEncrypt.__new__(_NoEncrypt)
+    spy = no_encrypt.__new__(no_encrypt)
     spy.__dict__.update(fast.__dict__)
     spec = lk.PackingSpec(-1.0, 1.0)
     with pytest.raises(lk.ValueRangeError, match="outside the packing range"):
@@ -279,9 +262,9 @@ def test_secure_aggregate_matches_the_integer_reference(keys, fast):
     assert np.abs(mean - np.average(xs, axis=0, weights=[1, 2, 3])).max() <= spec.step / 2
 
 
-def test_secure_aggregate_refuses_before_encrypting(keys, fast):
+def test_secure_aggregate_refuses_before_encrypting(keys, fast, no_encrypt):
     pk, sk = keys
-    spy = _NoEncrypt.__new__(_NoEncrypt)
+    spy = no_encrypt.__new__(no_encrypt)
     spy.__dict__.update(fast.__dict__)
     spec = lk.PackingSpec(-1.0, 1.0, precision_bits=8, max_summands=3)
     ok = [np.zeros(10)] * 3

@@ -1,0 +1,43 @@
+"""Fixtures shared by the Paillier tests (test_he.py, test_combining.py).
+
+Small keys are opt-in and insecure: fine for arithmetic checks, fast enough for unit tests.
+"""
+
+import warnings
+
+import pytest
+
+import labkit as lk
+
+
+def _insecure_keypair(n_length: int, cached: bool = True):
+    """Return a small opt-in key pair with the InsecureKeyWarning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
+        make = lk.cached_keypair if cached else lk.generate_keypair
+        return make(n_length, allow_insecure=True)
+
+
+@pytest.fixture(scope="session")
+def other_keys():
+    """A second, freshly generated 512-bit key pair, for mixing-keys errors."""
+    return _insecure_keypair(512, cached=False)
+
+
+@pytest.fixture(scope="session")
+def insecure_keypair():
+    """Return the factory ``insecure_keypair(n_length, cached=True)`` of small opt-in keys."""
+    return _insecure_keypair
+
+
+class NoEncrypt(lk.FastEncryptor):
+    """An encryptor that fails the test if anything reaches encryption."""
+
+    def raw_encrypt(self, plaintext):
+        raise AssertionError("encryption ran before the input was validated")
+
+
+@pytest.fixture(scope="session")
+def no_encrypt():
+    """The class of an encryptor that fails the test on any encryption."""
+    return NoEncrypt
