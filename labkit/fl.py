@@ -290,8 +290,10 @@ class _CohortTrainer:
     TensorFlow's executor runs the two groups' many small per-step ops on both cores at once.
     """
 
-    # Cap the chunk's rows (chunk x batch) so the Gram matrices stay small and cheap.
-    max_chunk, max_rows = 10, 256
+    # Cap the chunk's rows (chunk x batch) so the Gram matrices stay small and cheap. Chunk only
+    # when the clients' first kernels are large enough for memory traffic to matter: the 10
+    # unrolled steps take ~2 s to trace, which small (quick-mode) models would not win back.
+    max_chunk, max_rows, chunk_min_bytes = 10, 256, 4 * 2**20
 
     def __init__(self, model: tf.keras.Model, layers: list):
         self.activations = [act for _, _, act in layers]
@@ -390,6 +392,8 @@ class _CohortTrainer:
         steps = max(g.shape[0] for g in grids)
         width = max(g.shape[1] for g in grids)
         chunk = max(1, min(self.max_chunk, steps, self.max_rows // width))
+        if k * int(np.prod(self.shapes[0])) * 4 < self.chunk_min_bytes:
+            chunk = 1
         steps = -(-steps // chunk) * chunk  # whole chunks; the extra steps are all padding
         idx = np.zeros((k, steps, width), np.int32)
         mask = np.zeros((k, steps, width), np.float32)

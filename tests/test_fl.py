@@ -100,8 +100,11 @@ def test_client_update_matches_hand_written_minibatch_sgd(digits):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
 
 
-def test_vectorised_clients_equal_one_by_one_training(digits):
-    # Unequal clients, short last batches, two epochs, a sampled subset: both paths agree.
+@pytest.mark.parametrize("chunked", [True, False])
+def test_vectorised_clients_equal_one_by_one_training(digits, chunked, monkeypatch):
+    # Unequal clients, short last batches, two epochs, a sampled subset: both paths agree, with
+    # the first kernel updated every step or once per chunk (Gram corrections in between).
+    monkeypatch.setattr(lk.fl._CohortTrainer, "chunk_min_bytes", 0 if chunked else 2**62)
     clients = _clients(digits, sizes=(13, 40, 7, 100, 61))
     runs = []
     for vectorize in (True, False):
