@@ -125,12 +125,6 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                     "num_train": int(len(ds.y_train)),
                     "accuracy_curve": [round(a, 4) for a in hist.test_accuracy],
                 }
-                # Quick runs use a subsample and a lower target: no paper number compares.
-                row["paper_rounds"], row["paper_source"] = (
-                    paper(model_name, row["partition"], row["method"], epochs, batch)
-                    if full
-                    else (None, None)
-                )
                 rows.append(row)
                 print(
                     f"{model_name} {scheme:6s} {method:16s} rounds={rounds} "
@@ -139,42 +133,17 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                 )
                 done = {_key(r) for r in rows}
                 merged = [r for r in kept if _key(r) not in done] + rows
-                if full:  # kept rows too: the paper's numbers are a lookup, not a measurement
-                    for r in merged:
-                        r["paper_rounds"], r["paper_source"] = paper(
-                            r["model"], r["partition"], r["method"], r["E"], r["B"]
-                        )
+                # The paper's numbers are a lookup, not a measurement, so kept rows get them too;
+                # quick runs use a subsample and a lower target, so no paper number compares.
+                for r in merged:
+                    r["paper_rounds"], r["paper_source"] = (
+                        paper(r["model"], r["partition"], r["method"], r["E"], r["B"])
+                        if full
+                        else (None, None)
+                    )
                 merged.sort(key=lambda r: list(CONFIGS).index(r["model"]))  # 2NN rows first
                 out.write_text(json.dumps(merged, indent=1) + "\n")
     return merged
-
-
-def table(rows: list[dict]) -> str:
-    """Format rows as a Markdown table with the paper's rounds and FedSGD/FedAvg ratios."""
-    lines = [
-        "| model | partition | method | E | B | target | rounds (ours) | rounds (paper) "
-        "| FedSGD/this (ours) | best acc |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        sgd = next(
-            (
-                s["rounds"]
-                for s in rows
-                if s["method"] == "FedSGD"
-                and s["model"] == r["model"]
-                and s["partition"] == r["partition"]
-            ),
-            None,
-        )
-        ratio = f"{sgd / r['rounds']:.1f}x" if sgd and r["rounds"] else "n/a"
-        ours = r["rounds"] if r["rounds"] is not None else f"> {r['budget']}"
-        paper = r["paper_rounds"] if r["paper_rounds"] is not None else "n/a"
-        lines.append(
-            f"| {r['model']} | {r['partition']} | {r['method']} | {r['E']} | {r['B']} "
-            f"| {r['target']:.2f} | {ours} | {paper} | {ratio} | {r['best_accuracy']:.4f} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -196,7 +165,7 @@ def main() -> None:
         print("Full mode: the 2NN runs take 15-60 minutes, the CNN ones hours.", flush=True)
     lk.quiet_tensorflow()
     rows = run(full, models, schemes)
-    print(table(rows))
+    print(lk.rounds_table(rows))
 
 
 if __name__ == "__main__":

@@ -278,13 +278,14 @@ class _CohortTrainer:
     batched matmul per layer serves all of them; padded batch slots have mask 0, so each client
     takes exactly the steps ``client_update`` would take, on the same shuffles.
 
-    The first kernel (784 x 200 for the 2NN, 80% of its weights) is updated once per chunk of
-    ``chunk`` steps instead of every step. Within a chunk, W_t = W_c - lr * sum_{s<t} X_s^T D_s
-    (X_s: step s's inputs, D_s: the loss gradient at layer 1's pre-activation), so
+    When the stacked first kernels are large (the 2NN's 784 x 200, about 80% of its weights, for
+    10 clients), they are updated once per chunk of up to 10 steps instead of every step.
+    Within a chunk, W_t = W_c - lr * sum_{s<t} X_s^T D_s (X_s: step s's inputs, D_s: the loss
+    gradient at layer 1's pre-activation), so
     X_t W_t = X_t W_c - lr * sum_{s<t} (X_t X_s^T) D_s: one large matmul for the chunk and small
     B x B Gram corrections replace a read-modify-write of every client's kernel per step. Same
-    steps, same result to float rounding; at batch 10 this halves the time of a round, which is
-    bound by memory traffic through the stacked kernels, not by arithmetic.
+    steps, same result to float rounding; at batch 10 it roughly halved the training time of a
+    2NN round on a 2-core CPU (benchmarks/fedavg_speed.py measures the whole round).
 
     The clients are split into two groups with their own variables and no data dependence, so
     TensorFlow's executor runs the two groups' many small per-step ops on both cores at once.
@@ -391,9 +392,8 @@ class _CohortTrainer:
             grids.append(pad.reshape(local_epochs * per_epoch, b))
         steps = max(g.shape[0] for g in grids)
         width = max(g.shape[1] for g in grids)
-        chunk = max(1, min(self.max_chunk, steps, self.max_rows // width))
-        if k * int(np.prod(self.shapes[0])) * 4 < self.chunk_min_bytes:
-            chunk = 1
+        big = k * int(np.prod(self.shapes[0])) * 4 >= self.chunk_min_bytes
+        chunk = max(1, min(self.max_chunk, steps, self.max_rows // width)) if big else 1
         steps = -(-steps // chunk) * chunk  # whole chunks; the extra steps are all padding
         idx = np.zeros((k, steps, width), np.int32)
         mask = np.zeros((k, steps, width), np.float32)

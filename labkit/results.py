@@ -6,7 +6,14 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "load_results", "load_rows", "cost_summary", "format_table"]
+__all__ = [
+    "RESULTS_DIR",
+    "load_results",
+    "load_rows",
+    "cost_summary",
+    "format_table",
+    "rounds_table",
+]
 
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
 # by `uv sync`); a chapter says so plainly when a file is missing rather than inventing numbers.
@@ -214,4 +221,42 @@ def format_table(rows: list[dict], columns: list[str], precision: int = 3) -> st
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def rounds_table(rows: list[dict]) -> str:
+    """Return fedavg_rounds rows as Markdown: rounds to target, ours and the paper's, and ratios.
+
+    A ratio is the FedSGD rounds of the same model and partition over this row's rounds, once
+    for our runs and once for the paper's numbers; "> budget" marks a target not reached.
+    """
+
+    def fedsgd(r: dict, key: str):
+        return next(
+            (
+                s.get(key)
+                for s in rows
+                if s["method"] == "FedSGD"
+                and (s["model"], s["partition"]) == (r["model"], r["partition"])
+            ),
+            None,
+        )
+
+    def ratio(base, this) -> str:
+        return f"{base / this:.1f}x" if base and this else "n/a"
+
+    lines = [
+        "| model | partition | method | E | B | target | rounds (ours) | rounds (paper) "
+        "| FedSGD / this (ours) | FedSGD / this (paper) | best accuracy |",
+        "|" + "---|" * 11,
+    ]
+    for r in rows:
+        ours = r["rounds"] if r["rounds"] is not None else f"> {r['budget']}"
+        paper = r.get("paper_rounds")
+        lines.append(
+            f"| {r['model']} | {r['partition']} | {r['method']} | {r['E']} | {r['B']} "
+            f"| {r['target']:.2f} | {ours} | {paper or 'n/a'} "
+            f"| {ratio(fedsgd(r, 'rounds'), r['rounds'])} "
+            f"| {ratio(fedsgd(r, 'paper_rounds'), paper)} | {r['best_accuracy']:.4f} |"
+        )
     return "\n".join(lines)

@@ -153,3 +153,49 @@ def test_load_rows_accepts_a_list_or_a_dict_with_rows(tmp_path):
     assert lk.load_rows("a", tmp_path) == [{"x": 1}]
     assert lk.load_rows("b", tmp_path) == [{"x": 2}]
     assert lk.load_rows("missing", tmp_path) == []
+
+
+def test_rounds_table_ratios_ours_and_the_papers():
+    rows = [
+        {
+            "model": "2nn",
+            "partition": "iid",
+            "method": "FedSGD",
+            "E": 1,
+            "B": "all",
+            "target": 0.97,
+            "rounds": 600,
+            "budget": 900,
+            "paper_rounds": 1474,
+            "best_accuracy": 0.97,
+        },
+        {
+            "model": "2nn",
+            "partition": "iid",
+            "method": "FedAvg",
+            "E": 1,
+            "B": 10,
+            "target": 0.97,
+            "rounds": 40,
+            "budget": 900,
+            "paper_rounds": 87,
+            "best_accuracy": 0.971,
+        },
+        {
+            "model": "2nn",
+            "partition": "iid",
+            "method": "FedAvg",
+            "E": 5,
+            "B": 10,
+            "target": 0.97,
+            "rounds": None,
+            "budget": 30,
+            "paper_rounds": None,
+            "best_accuracy": 0.96,
+        },
+    ]
+    lines = lk.rounds_table(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert "| 40 | 87 | 15.0x | 16.9x | 0.9710 |" in lines[3]
+    assert "| > 30 | n/a | n/a | n/a | 0.9600 |" in lines[4]
+    assert "| 600 | 1474 | 1.0x | 1.0x |" in lines[2]
