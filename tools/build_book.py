@@ -57,6 +57,17 @@ NPM_PACKAGES = [
 ]
 
 
+# Loaded between require.js and the manager. The manager's bundled modules (base, controls,
+# html-manager) locate their fonts relative to their own module URL, which require.js derives
+# from the module name: map those names into this folder instead of the site's root.
+REQUIRE_CONFIG = """\
+(function () {
+  var here = document.currentScript.src.replace(/[?#].*$/, "").replace(/\\/[^/]*$/, "");
+  require.config({paths: {"@jupyter-widgets": here, "@jupyter-widgets/html-manager/dist": here}});
+})();
+"""
+
+
 def _integrity(path: Path) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
 
@@ -94,7 +105,8 @@ def widget_assets() -> list[Path]:
                     )
                     target.write_bytes(tar.extractfile(member).read())
                     written.append(target)
-    return written
+    (WIDGETS / "require-config.js").write_text(REQUIRE_CONFIG)
+    return [*written, WIDGETS / "require-config.js"]
 
 
 def build(warnings_as_errors: bool = False) -> Path:
