@@ -118,6 +118,61 @@ def test_book_cells_strip_warning_paths():
     )
 
 
+def test_book_cells_in_a_sphinx_build(tmp_path):
+    """Solutions collapse, figures get alt text, warnings lose their paths: in a real build."""
+    _need(importlib.util.find_spec("myst_nb") is not None, "uv sync --group docs")
+    png = (  # a 1x1 PNG
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
+        "rkJggg=="
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Demo\n\n## Exercise 1"),
+            nbformat.v4.new_code_cell(
+                "answer = 6 * 7\nprint(answer)",
+                metadata={"tags": ["solution"]},
+                outputs=[nbformat.v4.new_output("stream", text="42\n")],
+            ),
+            nbformat.v4.new_code_cell(
+                "fig, ax = lk.plots.new_figure()",
+                outputs=[
+                    nbformat.v4.new_output("display_data", data={"image/png": png}),
+                    nbformat.v4.new_output(
+                        "stream",
+                        name="stderr",
+                        text="/tmp/ipykernel_7/1.py:1: UserWarning: careful\n  warn('careful')\n",
+                    ),
+                ],
+            ),
+        ]
+    )
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    nbformat.write(nb, src / "index.ipynb")
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT / 'tools')!r})\n"
+        'extensions = ["myst_nb", "book_cells"]\nnb_execution_mode = "off"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "-q", str(src), str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (out / "index.html").read_text()
+    solution = page[page.index("tag_solution") :]
+    assert solution.index("<details") < solution.index("answer")
+    assert "Show the solution" in solution
+    assert re.search(
+        r'<img alt="Figure 1 of section “Exercise 1”, drawn by lk.plots.new_figure"', page
+    )
+    assert "UserWarning: careful" in page and "/tmp/" not in page and "warn(" not in page
+
+
 # --- The built site --------------------------------------------------------------------------
 
 
