@@ -64,15 +64,15 @@ def settings() -> dict:
 
 def make_clients(ds, num_clients: int, partition: str, seed: int):
     """Return the clients' ``(x, y)`` pairs for one partition of the training set."""
-    parts = lk.partition(ds.y_train, num_clients, partition, seed=seed)
-    return lk.client_datasets(ds.x_train, ds.y_train, parts)
+    parts = lk.data.partition(ds.y_train, num_clients, partition, seed=seed)
+    return lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
 
 
 def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=None) -> dict:
     """Run FedAvg with ``aggregator`` from seeded initial weights; return one result row."""
     model = lk.build_model(cfg["model"], ds.input_shape, ds.num_classes, seed=cfg["seed"])
     start = time.perf_counter()
-    hist = lk.fedavg(
+    hist = lk.fl.fedavg(
         model,
         clients,
         cfg["num_rounds"],
@@ -86,7 +86,7 @@ def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=N
         description=method,
     )
     seconds = time.perf_counter() - start
-    m = lk.num_sampled_clients(len(clients), cfg["client_fraction"])
+    m = lk.fl.num_sampled_clients(len(clients), cfg["client_fraction"])
     row = {
         "method": method,
         "test_accuracy": hist.final_accuracy,
@@ -112,11 +112,11 @@ def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=N
     return row
 
 
-def secure(cfg: dict, keys, weighted: bool, max_summands: int) -> lk.SecureAggregator:
+def secure(cfg: dict, keys, weighted: bool, max_summands: int) -> lk.he.SecureAggregator:
     """Return a SecureAggregator packing values in [-r, r] with room for ``max_summands``."""
     r = cfg["value_range"]
-    spec = lk.PackingSpec(-r, r, cfg["precision_bits"], max_summands)
-    return lk.SecureAggregator(*keys, spec, weighted=weighted)
+    spec = lk.he.PackingSpec(-r, r, cfg["precision_bits"], max_summands)
+    return lk.he.SecureAggregator(*keys, spec, weighted=weighted)
 
 
 def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: float = 1.0):
@@ -131,7 +131,7 @@ def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: f
                     "noise_multiplier": noise_multiplier,
                     "num_rounds": num_rounds,
                     "delta": cfg["delta"],
-                    "epsilon": lk.dpfedavg_epsilon(
+                    "epsilon": lk.dp.dpfedavg_epsilon(
                         noise_multiplier, clients_per_round, num_clients, num_rounds, cfg["delta"]
                     ),
                 }
@@ -142,21 +142,23 @@ def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: f
 def main() -> None:
     """Run every variant side by side, print a Markdown table, write the JSON."""
     cfg = settings()
-    warnings.simplefilter("ignore", lk.InsecureKeyWarning)  # 1024 bits only in quick mode
+    warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)  # 1024 bits only in quick mode
     lk.set_seed(cfg["seed"])
     ds = lk.load_mnist()
     if cfg["num_train"] is not None:
-        ds = lk.subsample(ds, cfg["num_train"], cfg["num_test"], seed=cfg["seed"])
+        ds = lk.data.subsample(ds, cfg["num_train"], cfg["num_test"], seed=cfg["seed"])
     clients = make_clients(ds, cfg["num_clients"], cfg["partition"], cfg["seed"])
-    m = lk.num_sampled_clients(len(clients), cfg["client_fraction"])
+    m = lk.fl.num_sampled_clients(len(clients), cfg["client_fraction"])
     t = time.perf_counter()
-    keys = lk.cached_keypair(cfg["key_bits"], allow_insecure=True)
+    keys = lk.he.cached_keypair(cfg["key_bits"], allow_insecure=True)
     keygen_seconds = time.perf_counter() - t
     probe = lk.build_model(cfg["model"], ds.input_shape, ds.num_classes, seed=cfg["seed"])
-    plain_bytes = lk.model_bytes(probe.trainable_variables)
+    plain_bytes = lk.fl.model_bytes(probe.trainable_variables)
     rows = []
 
-    rows.append(run_one("FedAvg (plain)", ds, clients, cfg, lk.WeightedMean(), plain_bytes))
+    rows.append(
+        run_one("FedAvg (plain)", ds, clients, cfg, lk.aggregation.WeightedMean(), plain_bytes)
+    )
     # Headroom for the heaviest possible cohort: the m largest clients' example counts.
     heaviest = int(sum(sorted((len(y) for _, y in clients), reverse=True)[:m]))
     agg = secure(cfg, keys, weighted=True, max_summands=heaviest)
@@ -168,13 +170,15 @@ def main() -> None:
 
     clip = cfg["l2_norm_clip"]
     for z in cfg["noise_multipliers"]:
-        dp = lk.DPFedAvgAggregator(clip, z, m, seed=cfg["seed"])
+        dp = lk.dp.DPFedAvgAggregator(clip, z, m, seed=cfg["seed"])
         rows.append(run_one(f"DP-FedAvg z={z:g}", ds, clients, cfg, dp, plain_bytes, dp))
 
     # Secure + DP: clipped updates have every value in [-C, C]; noise added by the key holder.
     z = cfg["noise_multipliers"][-1]
-    inner = lk.SecureAggregator(*keys, lk.PackingSpec(-clip, clip, cfg["precision_bits"], m), False)
-    dp = lk.DPFedAvgAggregator(clip, z, m, sum_aggregator=inner, seed=cfg["seed"])
+    inner = lk.he.SecureAggregator(
+        *keys, lk.he.PackingSpec(-clip, clip, cfg["precision_bits"], m), False
+    )
+    dp = lk.dp.DPFedAvgAggregator(clip, z, m, sum_aggregator=inner, seed=cfg["seed"])
     row = run_one(f"secure + DP-FedAvg z={z:g}", ds, clients, cfg, dp, 0, dp)
     row["bytes_up_per_client_per_round"] = inner.history[-1]["bytes_up_per_client"]
     row["key_bits"] = cfg["key_bits"]
@@ -182,10 +186,10 @@ def main() -> None:
 
     # More, smaller clients: the same data split over 10x as many users, 10x as many per round.
     many = make_clients(ds, cfg["many_clients"], cfg["partition"], cfg["seed"])
-    m_many = lk.num_sampled_clients(len(many), cfg["client_fraction"])
+    m_many = lk.fl.num_sampled_clients(len(many), cfg["client_fraction"])
     label = f"FedAvg (plain), {len(many)} clients"
-    rows.append(run_one(label, ds, many, cfg, lk.WeightedMean(), plain_bytes))
-    dp = lk.DPFedAvgAggregator(clip, z, m_many, seed=cfg["seed"])
+    rows.append(run_one(label, ds, many, cfg, lk.aggregation.WeightedMean(), plain_bytes))
+    dp = lk.dp.DPFedAvgAggregator(clip, z, m_many, seed=cfg["seed"])
     rows.append(
         run_one(f"DP-FedAvg z={z:g}, {len(many)} clients", ds, many, cfg, dp, plain_bytes, dp)
     )

@@ -36,30 +36,30 @@ QUICK_CONFIGS = [(3.0, 2), (8.0, 2)]
 
 def main() -> None:
     """Run every configuration, print a Markdown table, and write the JSON rows."""
-    lk.quiet_tensorflow()
+    lk.config.quiet_tensorflow()
     full = lk.is_full()
     ds = lk.load_mnist()
     if not full:
-        ds = lk.subsample(ds, num_train=10_000, num_test=2_000, seed=0)
+        ds = lk.data.subsample(ds, num_train=10_000, num_test=2_000, seed=0)
     n = len(ds.x_train)
     out = RESULTS / ("dpsgd_mnist.json" if full else "dpsgd_mnist_quick.json")
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     configs = FULL_CONFIGS if full else QUICK_CONFIGS
     for target, epochs in configs:
-        sigma = lk.dpsgd_noise_multiplier(target, BATCH_SIZE, n, epochs, DELTA)
+        sigma = lk.dp.dpsgd_noise_multiplier(target, BATCH_SIZE, n, epochs, DELTA)
         lk.set_seed(0)
-        model = lk.dp_cnn(ds.input_shape, ds.num_classes)
+        model = lk.dp.dp_cnn(ds.input_shape, ds.num_classes)
         start = time.perf_counter()
 
-        def report(h: lk.DPSGDHistory, start=start, target=target) -> None:
+        def report(h: lk.dp.DPSGDHistory, start=start, target=target) -> None:
             print(
                 f"  target {target}: epoch {h.epochs[-1]:3d}  eps {h.epsilon[-1]:.3f}  "
                 f"acc {h.test_accuracy[-1]:.4f}  {(time.perf_counter() - start) / 60:.1f} min",
                 flush=True,
             )
 
-        hist = lk.train_dpsgd(
+        hist = lk.dp.train_dpsgd(
             model,
             ds.x_train,
             ds.y_train,
@@ -85,7 +85,7 @@ def main() -> None:
                 "batch_size": BATCH_SIZE,
                 "minutes": (time.perf_counter() - start) / 60,
                 "target_epsilon": target,
-                "epsilon_pld": lk.dpsgd_epsilon(
+                "epsilon_pld": lk.dp.dpsgd_epsilon(
                     sigma,
                     BATCH_SIZE,
                     n,
@@ -111,7 +111,7 @@ def main() -> None:
         out.write_text(json.dumps(rows, indent=1))
     # Non-private reference: same model, same batch size, plain SGD with momentum.
     lk.set_seed(0)
-    model = lk.dp_cnn(ds.input_shape, ds.num_classes)
+    model = lk.dp.dp_cnn(ds.input_shape, ds.num_classes)
     model.compile(
         optimizer=tf.keras.optimizers.SGD(0.05, momentum=MOMENTUM),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -124,7 +124,7 @@ def main() -> None:
         {
             "epsilon": None,
             "delta": None,
-            "test_accuracy": lk.evaluate(model, ds.x_test, ds.y_test)[1],
+            "test_accuracy": lk.models.evaluate(model, ds.x_test, ds.y_test)[1],
             "epochs": epochs,
             "noise_multiplier": 0.0,
             "l2_norm_clip": None,

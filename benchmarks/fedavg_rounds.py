@@ -79,20 +79,20 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
     out = RESULTS / ("fedavg_rounds.json" if full else "fedavg_rounds_quick.json")
     # Keep rows of other models/partitions from earlier runs, so --models cnn adds to the 2NN rows.
     kept = json.loads(out.read_text()) if out.is_file() else []
-    ds = lk.load_mnist() if full else lk.subsample(lk.load_mnist(), 6000, 2000, seed=0)
+    ds = lk.load_mnist() if full else lk.data.subsample(lk.load_mnist(), 6000, 2000, seed=0)
     num_clients = 100
     rows: list[dict] = []
     for model_name in models:
         target = TARGET[model_name] if full else 0.85
         for scheme in schemes:
-            parts = lk.partition(ds.y_train, num_clients, scheme, seed=0)
-            clients = lk.client_datasets(ds.x_train, ds.y_train, parts)
+            parts = lk.data.partition(ds.y_train, num_clients, scheme, seed=0)
+            clients = lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
             for method, epochs, batch, lr, budget_iid, budget_non in CONFIGS[model_name]:
                 budget = (budget_iid if scheme == "iid" else budget_non) if full else 30
                 lk.set_seed(0)
                 model = lk.build_model(model_name, ds.input_shape, 10, small=not full, seed=0)
                 start = time.perf_counter()
-                hist = lk.fedavg(
+                hist = lk.fl.fedavg(
                     model,
                     clients,
                     budget,
@@ -163,9 +163,9 @@ def main() -> None:
     if full:
         os.environ.setdefault("LABKIT_PROGRESS", "0")
         print("Full mode: the 2NN runs take 15-60 minutes, the CNN ones hours.", flush=True)
-    lk.quiet_tensorflow()
+    lk.config.quiet_tensorflow()
     rows = run(full, models, schemes)
-    print(lk.rounds_table(rows))
+    print(lk.results.rounds_table(rows))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def naive_rounds(model, clients, num_rounds: int, seed: int) -> list[np.ndarray]
     """FedAvg written the usual way: one ``model.fit`` per client per round."""
     rng = np.random.default_rng(seed)
     global_w = model.get_weights()
-    m = lk.num_sampled_clients(len(clients), FRACTION)
+    m = lk.fl.num_sampled_clients(len(clients), FRACTION)
     for _ in range(num_rounds):
         chosen = np.sort(rng.choice(len(clients), size=m, replace=False))
         new, counts = [], []
@@ -52,41 +52,41 @@ def naive_rounds(model, clients, num_rounds: int, seed: int) -> list[np.ndarray]
 
 def main() -> None:
     os.environ.setdefault("LABKIT_PROGRESS", "0")
-    lk.quiet_tensorflow()
+    lk.config.quiet_tensorflow()
     num_rounds, repeats = lk.scale(5, 10), lk.scale(3, 5)
     ds = lk.load_mnist()
-    parts = lk.partition_iid(ds.y_train, NUM_CLIENTS, seed=0)
-    clients = lk.client_datasets(ds.x_train, ds.y_train, parts)
+    parts = lk.data.partition_iid(ds.y_train, NUM_CLIENTS, seed=0)
+    clients = lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
 
     # Both sides: one warm-up round (traces / builds the train functions), then `repeats`
     # alternating timings of the same rounds; the minimum of each side is the least-disturbed
     # measurement on a shared machine (as timeit recommends), the median is recorded too.
     model = lk.build_model("2nn", ds.input_shape, 10, seed=0)
     kwargs = dict(client_fraction=FRACTION, local_epochs=EPOCHS, batch_size=BATCH, learning_rate=LR)
-    naive = lk.compile_model(lk.build_model("2nn", ds.input_shape, 10, seed=0), LR)
+    naive = lk.models.compile_model(lk.build_model("2nn", ds.input_shape, 10, seed=0), LR)
     initial = model.get_weights()
-    lk.fedavg(model, clients, 1, seed=1, **kwargs)
+    lk.fl.fedavg(model, clients, 1, seed=1, **kwargs)
     naive_rounds(naive, clients, 1, seed=1)
     fast_times, slow_times = [], []
     for _ in range(repeats):
         model.set_weights(initial)  # both sides start every repeat from the same weights
         naive.set_weights(initial)
         start = time.perf_counter()
-        lk.fedavg(model, clients, num_rounds, seed=0, **kwargs)
+        lk.fl.fedavg(model, clients, num_rounds, seed=0, **kwargs)
         fast_times.append((time.perf_counter() - start) / num_rounds)
         start = time.perf_counter()
         slow_w = naive_rounds(naive, clients, num_rounds, seed=0)
         slow_times.append((time.perf_counter() - start) / num_rounds)
     naive.set_weights(slow_w)
     fast, slow = min(fast_times), min(slow_times)
-    fast_acc = lk.evaluate(model, ds.x_test, ds.y_test)[1]
-    slow_acc = lk.evaluate(naive, ds.x_test, ds.y_test)[1]
+    fast_acc = lk.models.evaluate(model, ds.x_test, ds.y_test)[1]
+    slow_acc = lk.models.evaluate(naive, ds.x_test, ds.y_test)[1]
 
     result = {
         "speedup": slow / fast,
         "model": "2nn",
         "num_clients": NUM_CLIENTS,
-        "clients_per_round": lk.num_sampled_clients(NUM_CLIENTS, FRACTION),
+        "clients_per_round": lk.fl.num_sampled_clients(NUM_CLIENTS, FRACTION),
         "local_epochs": EPOCHS,
         "batch_size": BATCH,
         "num_rounds_timed": num_rounds,

@@ -14,8 +14,6 @@ __all__ = [
     "MembershipAudit",
     "loss_threshold_attack",
     "audit_model",
-    "memorisation_experiment",
-    "member_split",
     "output_bias_gradient",
     "infer_labels_from_gradient",
 ]
@@ -151,49 +149,6 @@ def audit_model(model, members, nonmembers, delta: float = 0.0):
         member_losses,
         nonmember_losses,
     )
-
-
-def member_split(ds, num_members: int, seed: int = 0):
-    """Draw ``num_members`` members and as many non-members from ``ds``'s training set.
-
-    Both come from the same pool at random, so any gap an attack finds is memorisation of the
-    members, not a difference between the two samples. Returns ``((x, y), (x, y))``.
-    """
-    if not 1 <= num_members <= len(ds.x_train) // 2:
-        raise ValueError(
-            f"num_members must be in [1, {len(ds.x_train) // 2}] (members and non-members come "
-            f"from the {len(ds.x_train)} training examples), got {num_members}"
-        )
-    order = np.random.default_rng(seed).permutation(len(ds.x_train))[: 2 * num_members]
-    inside, outside = order[:num_members], order[num_members:]
-    return (ds.x_train[inside], ds.y_train[inside]), (ds.x_train[outside], ds.y_train[outside])
-
-
-def memorisation_experiment(
-    ds,
-    num_members: int,
-    model_name: str = "2nn",
-    epochs: int = 30,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    small: bool = False,
-    seed: int = 0,
-) -> dict:
-    """Train on ``num_members`` random training examples; audit them against as many others."""
-    from labkit.models import build_model, evaluate, train
-
-    members, nonmembers = member_split(ds, num_members, seed)
-    model = build_model(model_name, ds.input_shape, ds.num_classes, small=small, seed=seed)
-    train(model, *members, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
-    audit, member_losses, nonmember_losses = audit_model(model, members, nonmembers)
-    return {
-        "model": model,
-        "audit": audit,
-        "member_losses": member_losses,
-        "nonmember_losses": nonmember_losses,
-        "train_accuracy": evaluate(model, *members)[1],
-        "test_accuracy": evaluate(model, ds.x_test, ds.y_test)[1],
-    }
 
 
 # --- what a shared gradient says about labels (core-concepts chapter) ---

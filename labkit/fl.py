@@ -29,13 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from labkit.aggregation import Aggregator, WeightedMean, Weights, check_aggregate
 from labkit.config import make_rng, progress
 
 __all__ = [
-    "Aggregator",
-    "WeightedMean",
-    "flatten_weights",
-    "unflatten_weights",
     "ClientUpdate",
     "make_client_update",
     "make_evaluator",
@@ -48,110 +45,7 @@ __all__ = [
     "fedsgd",
 ]
 
-Weights = list[np.ndarray]
 ClientUpdate = Callable[..., tuple[Weights, int]]
-
-
-# --- server aggregation (the plug-in point) ----------------------------------------------
-
-
-class Aggregator:
-    """Server-side rule that combines client updates; subclass it and implement ``aggregate``.
-
-    ``aggregate(updates, weights)`` receives ``updates``: one list of NumPy arrays per client
-    (the client's locally trained weights minus the global weights it started from, in the
-    order of ``model.trainable_variables``), and ``weights``: one non-negative float per client
-    (its number of training examples). It returns one list of arrays with the same shapes: the
-    update the server adds to the global weights. The loop checks those shapes.
-    ``flatten_weights`` / ``unflatten_weights`` convert between that list and one vector, for
-    aggregators that work on vectors (clipping by the L2 norm, encryption of packed vectors).
-    """
-
-    name = "aggregator"
-
-    def aggregate(self, updates: list[Weights], weights: np.ndarray) -> Weights:
-        """Combine per-client ``updates`` (weighted by ``weights``) into one global update."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class WeightedMean(Aggregator):
-    """FedAvg's server: the mean of client updates weighted by example counts (or unweighted)."""
-
-    def __init__(self, weighted: bool = True):
-        self.weighted = bool(weighted)
-        self.name = "weighted mean" if self.weighted else "unweighted mean"
-
-    def aggregate(self, updates: list[Weights], weights: np.ndarray) -> Weights:
-        """Return ``sum_k p_k * updates[k]`` with ``p_k = n_k / sum(n)`` (or ``1/K``)."""
-        _check_updates(updates)
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(updates),) or np.any(w < 0) or not np.all(np.isfinite(w)):
-            raise ValueError(
-                f"weights must be {len(updates)} finite non-negative numbers, got {weights!r}"
-            )
-        if self.weighted and w.sum() <= 0:
-            raise ValueError(f"weights must not all be zero, got {weights!r}")
-        p = w / w.sum() if self.weighted else np.full(len(updates), 1.0 / len(updates))
-        # Sum in float64 so the average does not depend on the clients' order beyond rounding.
-        return [
-            np.tensordot(p, np.stack([u[i] for u in updates]).astype(np.float64), axes=1).astype(
-                updates[0][i].dtype
-            )
-            for i in range(len(updates[0]))
-        ]
-
-    def __repr__(self) -> str:
-        return f"WeightedMean(weighted={self.weighted})"
-
-
-def flatten_weights(weights: Weights) -> np.ndarray:
-    """Concatenate a list of arrays into one float64 vector (for aggregators that want vectors)."""
-    if len(weights) == 0:
-        raise ValueError("weights must hold at least one array, got 0")
-    return np.concatenate([np.asarray(w, dtype=np.float64).ravel() for w in weights])
-
-
-def unflatten_weights(vector: np.ndarray, like: Weights) -> Weights:
-    """Cut ``vector`` back into arrays with the shapes and dtypes of ``like``."""
-    vector = np.asarray(vector).ravel()
-    sizes = [int(np.size(w)) for w in like]
-    if vector.size != sum(sizes):
-        raise ValueError(f"vector must have {sum(sizes)} values, got {vector.size}")
-    parts = np.split(vector, np.cumsum(sizes)[:-1])
-    return [
-        p.reshape(np.shape(w)).astype(np.asarray(w).dtype) for p, w in zip(parts, like, strict=True)
-    ]
-
-
-def _check_updates(updates: list[Weights]) -> None:
-    if len(updates) == 0:
-        raise ValueError("updates must hold at least one client's update, got 0")
-    shapes = [np.shape(a) for a in updates[0]]
-    for k, u in enumerate(updates):
-        if [np.shape(a) for a in u] != shapes:
-            raise ValueError(
-                f"updates[{k}] has shapes {[np.shape(a) for a in u]}, expected {shapes}"
-            )
-
-
-def _check_aggregate(result, reference: Weights, aggregator) -> Weights:
-    expected = [a.shape for a in reference]
-    if not isinstance(result, list | tuple) or len(result) != len(reference):
-        got = len(result) if isinstance(result, list | tuple) else type(result).__name__
-        raise ValueError(
-            f"aggregator {aggregator!r} must return a list of {len(reference)} arrays with "
-            f"shapes {expected}, got {got}"
-        )
-    out = [np.asarray(a) for a in result]
-    got = [a.shape for a in out]
-    if got != expected:
-        raise ValueError(
-            f"aggregator {aggregator!r} returned shapes {got}, expected shapes {expected}"
-        )
-    return [a.astype(r.dtype, copy=False) for a, r in zip(out, reference, strict=True)]
 
 
 # --- client training ----------------------------------------------------------------------
@@ -631,7 +525,7 @@ def fedavg(
                 counts.append(n_k)
         down += m * size  # the server sends the global model to each sampled client
         up += m * size  # each sends back one model-sized update
-        delta = _check_aggregate(
+        delta = check_aggregate(
             aggregator.aggregate(updates, np.asarray(counts, dtype=np.float64)),
             global_w,
             aggregator,

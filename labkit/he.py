@@ -31,8 +31,8 @@ import gmpy2
 import numpy as np
 from phe import paillier
 
+from labkit.aggregation import Aggregator, flatten_weights, unflatten_weights
 from labkit.config import progress
-from labkit.fl import Aggregator, flatten_weights, unflatten_weights
 
 __all__ = [
     "DEFAULT_KEY_BITS",

@@ -10,6 +10,7 @@ __all__ = [
     "RESULTS_DIR",
     "load_results",
     "load_rows",
+    "load_meta",
     "cost_summary",
     "format_table",
     "rounds_table",
@@ -32,12 +33,24 @@ def load_results(name: str, results_dir: str | Path | None = None):
         return json.load(fh)
 
 
-def load_rows(name: str, results_dir: str | Path | None = None) -> list[dict]:
-    """Return the result rows of ``<name>.json`` (a list, or a dict's ``rows``); [] if missing."""
+def load_rows(name: str, results_dir: str | Path | None = None, **select) -> list[dict]:
+    """Return the rows of ``<name>.json`` whose fields equal ``select``; [] if not recorded.
+
+    Every results file is ``{"meta": {...}, "rows": [...]}`` (see ``benchmarks/_common.py``);
+    ``load_rows("dpsgd_speed", library="labkit", model="cnn")`` selects by field, never by a
+    display string.
+    """
     data = load_results(name, results_dir)
     if data is None:
         return []
-    return data if isinstance(data, list) else data.get("rows", [data])
+    rows = data if isinstance(data, list) else data.get("rows", [data])
+    return [r for r in rows if all(r.get(k) == v for k, v in select.items())]
+
+
+def load_meta(name: str, results_dir: str | Path | None = None) -> dict:
+    """Return the ``meta`` of ``<name>.json`` (machine, load, versions, settings); {} if none."""
+    data = load_results(name, results_dir)
+    return data.get("meta", {}) if isinstance(data, dict) else {}
 
 
 def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:

@@ -119,7 +119,7 @@ def results(tmp_path):
 
 
 def test_cost_summary_values(results):
-    rows = {r["measure"]: r["value"] for r in lk.cost_summary(results)}
+    rows = {r["measure"]: r["value"] for r in lk.results.cost_summary(results)}
     assert rows["rounds to 97% (2NN, IID): FedSGD / FedAvg E=5"] == 30.0
     assert rows["rounds to 97% (2NN, FedAvg E=5): non-IID / IID"] == 7.5
     measure = (
@@ -134,16 +134,18 @@ def test_cost_summary_values(results):
     assert rows["seconds to aggregate 10 x 100k values (packed)"] == 10.0
     assert rows["bytes on the wire per value (packed) vs float32"] == 2.0
     assert rows["speed-up of packing + fast encryption over one phe ciphertext per value"] == 100
-    assert all(r["source"].startswith("benchmarks/results/") for r in lk.cost_summary(results))
+    assert all(
+        r["source"].startswith("benchmarks/results/") for r in lk.results.cost_summary(results)
+    )
 
 
 def test_missing_files_give_no_rows_not_made_up_ones(tmp_path):
     assert lk.load_results("fedavg_rounds", tmp_path) is None
-    assert lk.cost_summary(tmp_path) == []
+    assert lk.results.cost_summary(tmp_path) == []
 
 
 def test_format_table():
-    table = lk.format_table([{"a": "x", "b": 1234.5678}], ["a", "b"])
+    table = lk.results.format_table([{"a": "x", "b": 1234.5678}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23e+03 |"]
 
 
@@ -194,8 +196,18 @@ def test_rounds_table_ratios_ours_and_the_papers():
             "best_accuracy": 0.96,
         },
     ]
-    lines = lk.rounds_table(rows).splitlines()
+    lines = lk.results.rounds_table(rows).splitlines()
     assert len(lines) == 2 + len(rows)
     assert "| 40 | 87 | 15.0x | 16.9x | 0.9710 |" in lines[3]
     assert "| > 30 | n/a | n/a | n/a | 0.9600 |" in lines[4]
     assert "| 600 | 1474 | 1.0x | 1.0x |" in lines[2]
+
+
+def test_load_rows_selects_by_field(tmp_path):
+    (tmp_path / "x.json").write_text(
+        '{"meta": {"mode": "full"}, "rows": [{"a": 1, "b": "p"}, {"a": 2, "b": "q"}]}'
+    )
+    assert lk.results.load_rows("x", tmp_path, b="q") == [{"a": 2, "b": "q"}]
+    assert len(lk.results.load_rows("x", tmp_path)) == 2
+    assert lk.results.load_meta("x", tmp_path) == {"mode": "full"}
+    assert lk.results.load_rows("missing", tmp_path) == []
