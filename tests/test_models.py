@@ -78,3 +78,16 @@ def test_plots_return_fig_and_axes_with_labels():
     assert ax.get_legend() is not None and len(ax.lines) == 2
     fig, ax = lk.plots.plot_bars({"x": 1.0, "y": 2.0}, "seconds")
     assert len(ax.patches) == 2
+
+
+def test_training_refuses_float_labels_and_nan_inputs():
+    ds = lk.data.subsample(lk.load_digits(), 100, 50, seed=0)
+    model = lk.build_model("logistic", ds.input_shape, 10)
+    with pytest.raises(lk.ParameterError, match="fractional"):
+        lk.models.train(model, ds.x_train, ds.y_train + 0.3, epochs=1)
+    bad = ds.x_train.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(lk.ParameterError, match="x must be finite"):
+        lk.models.evaluate(model, bad, ds.y_train)
+    with pytest.raises(lk.ParameterError, match="epochs must be an integer >= 1"):
+        lk.models.train(model, ds.x_train, ds.y_train, epochs=0)
