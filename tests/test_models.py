@@ -55,7 +55,7 @@ def test_set_seed_makes_numpy_and_tf_repeatable():
     lk.set_seed(5)
     b = (np.random.rand(), tf.random.uniform(()).numpy())
     assert a == b
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         lk.set_seed(-1)
 
 
