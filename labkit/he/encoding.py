@@ -69,7 +69,8 @@ class FixedPoint:
         """Return the signed integer codes of finite ``values`` within ``max_value``."""
         arr = check_values(values, name, allow_empty=True)
         # scaling by a power of two is exact in float64, so rint is the only rounding
-        scaled = np.rint(np.ldexp(arr, self.frac_bits))
+        with np.errstate(over="ignore"):  # overflow to inf is reported below by name
+            scaled = np.rint(np.ldexp(arr, self.frac_bits))
         bad = ~np.isfinite(scaled)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
