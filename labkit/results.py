@@ -56,27 +56,15 @@ def load_meta(name: str, results_dir: str | Path | None = None) -> dict:
 def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
     out = []
 
-    def rounds(partition, method, e=None):
-        for r in rows:
-            if (
-                r.get("model") == "2nn"
-                and r.get("partition") == partition
-                and r.get("method") == method
-                and (e is None or r.get("E") == e)
-                and r.get("rounds")
-            ):
-                return r["rounds"]
-        return None
+    def rounds(scheme, method, e=None):
+        """Rounds to target of the 2NN row with these fields (None if not reached/recorded)."""
+        select = {"model": "2nn", "scheme": scheme, "method": method}
+        select.update({} if e is None else {"E": e})
+        found = [r for r in rows if all(r.get(k) == v for k, v in select.items())]
+        return next((r["rounds"] for r in found if r.get("rounds")), None)
 
     sgd, avg = rounds("iid", "FedSGD"), rounds("iid", "FedAvg", 5)
-    non_iid = next(
-        (
-            rounds(p, "FedAvg", 5)
-            for p in {r.get("partition") for r in rows}
-            if p and p != "iid" and rounds(p, "FedAvg", 5)
-        ),
-        None,
-    )
+    non_iid = rounds("shards", "FedAvg", 5)
     if sgd and avg:
         out.append(
             _row(
@@ -134,8 +122,8 @@ def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
                 _row(
                     "differential privacy",
                     "accuracy lost to DP at epsilon <= 3",
-                    loss,
-                    "accuracy points (fraction)",
+                    100 * loss,  # a difference of two accuracies: percentage points
+                    "percentage points",
                     "dpsgd_mnist",
                 )
             )

@@ -18,6 +18,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "iid",
+            "scheme": "iid",
             "method": "FedSGD",
             "E": 1,
             "B": "all",
@@ -27,6 +28,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "iid",
+            "scheme": "iid",
             "method": "FedAvg",
             "E": 5,
             "B": 10,
@@ -36,6 +38,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "pathological non-iid",
+            "scheme": "shards",
             "method": "FedAvg",
             "E": 5,
             "B": 10,
@@ -45,6 +48,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "pathological non-iid",
+            "scheme": "shards",
             "method": "FedSGD",
             "E": 1,
             "B": "all",
@@ -98,8 +102,8 @@ def results(tmp_path):
         },
     ]
     for name, data in [
-        ("fedavg_rounds", fl),
-        ("dpsgd_mnist", dp),
+        ("fedavg_rounds", {"meta": {"mode": "full", "num_clients": 100}, "rows": fl}),
+        ("dpsgd_mnist", {"meta": {"mode": "full"}, "rows": dp}),
         ("dpsgd_speed", speed),
         ("he_aggregation", he),
         (
@@ -127,7 +131,10 @@ def test_cost_summary_values(results):
     )
     assert rows[measure] == 12.5
     assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05"] == 0.97
-    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(0.02)
+    # A difference of accuracies is in percentage points: 0.99 - 0.97 is 2 points, not 0.02.
+    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(2.0)
+    units = {r["measure"]: r["unit"] for r in lk.results.cost_summary(results)}
+    assert units["accuracy lost to DP at epsilon <= 3"] == "percentage points"
     assert rows["DP-SGD step time, mlp (labkit)"] == 1.5
     assert rows["DP-SGD step time, mlp (fastest TF Privacy: DPSequential)"] == 6.0
     # The approximate CKKS row is faster but not exact: the exact packed path is quoted.
@@ -211,3 +218,29 @@ def test_load_rows_selects_by_field(tmp_path):
     assert len(lk.results.load_rows("x", tmp_path)) == 2
     assert lk.results.load_meta("x", tmp_path) == {"mode": "full"}
     assert lk.results.load_rows("missing", tmp_path) == []
+
+
+def test_fl_costs_select_rows_by_field_not_by_display_string(results):
+    """Renaming a row's display label leaves the cost table unchanged: rows are found by field."""
+    data = json.loads((results / "fedavg_rounds.json").read_text())
+    before = lk.results.cost_summary(results)
+    for r in data["rows"]:
+        r["partition"] = f"label {r['scheme']} (renamed)"
+    (results / "fedavg_rounds.json").write_text(json.dumps(data))
+    assert lk.results.cost_summary(results) == before
+    data["rows"] = [r for r in data["rows"] if r["scheme"] != "shards"]
+    (results / "fedavg_rounds.json").write_text(json.dumps(data))
+    measures = [r["measure"] for r in lk.results.cost_summary(results)]
+    assert "rounds to 97% (2NN, FedAvg E=5): non-IID / IID" not in measures
+
+
+@pytest.mark.parametrize("name", ["combining", "dpsgd_mnist", "fedavg_rounds"])
+def test_stored_results_have_the_one_shape(name):
+    """The recorded full runs are {"meta", "rows"}; a file with several tables tags its rows."""
+    data = lk.load_results(name)
+    assert set(data) == {"meta", "rows"} and data["meta"]["mode"] == "full"
+    assert data["rows"] and all(isinstance(r, dict) for r in data["rows"])
+    if name == "combining":
+        assert {r["table"] for r in data["rows"]} == {"runs", "accounting"}
+        plain = lk.load_rows(name, table="runs", secure_aggregation=False, dp=False)
+        assert {r["num_clients"] for r in plain} == {100, 1000}
