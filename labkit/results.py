@@ -14,6 +14,7 @@ __all__ = [
     "cost_summary",
     "format_table",
     "rounds_table",
+    "user_dp_costs",
 ]
 
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
@@ -261,3 +262,34 @@ def rounds_table(rows: list[dict]) -> str:
             f"| {ratio(fedsgd(r, 'paper_rounds'), paper)} | {r['best_accuracy']:.4f} |"
         )
     return "\n".join(lines)
+
+
+# --- chapters 00, 01, 06, 07 -------------------------------------------------------------------
+
+
+def user_dp_costs(results_dir: str | Path | None = None) -> list[dict]:
+    """Return user-level DP's measured price from ``combining.json``, one row per population.
+
+    Per number of clients: epsilon of DP-FedAvg (z = 1, no secure aggregation) and the accuracy
+    points it lost against plain FedAvg on the same clients; then the accounting rows where every
+    client takes part in every round (q = 1, the few-parties case) at the run's number of rounds,
+    with ``points_lost`` None (accounted, not trained). [] when the file is not recorded.
+    """
+    runs = load_rows("combining", results_dir, table="runs", secure_aggregation=False)
+    out = []
+    for k in sorted({r["num_clients"] for r in runs}):
+        plain = [r for r in runs if r["num_clients"] == k and not r["dp"]]
+        dp = [r for r in runs if r["num_clients"] == k and r["dp"] and r["noise_multiplier"] == 1]
+        if plain and dp:
+            lost = 100 * (plain[0]["test_accuracy"] - dp[0]["test_accuracy"])
+            out.append(_user_dp_row(dp[0], lost))
+    rounds = load_meta("combining", results_dir).get("num_rounds")
+    for r in load_rows("combining", results_dir, table="accounting", num_rounds=rounds):
+        if r["clients_per_round"] == r["num_clients"]:
+            out.append(_user_dp_row(r, None))
+    return out
+
+
+def _user_dp_row(r: dict, points_lost: float | None) -> dict:
+    keys = ("num_clients", "clients_per_round", "noise_multiplier", "num_rounds", "epsilon")
+    return {**{k: r[k] for k in keys}, "points_lost": points_lost}

@@ -244,3 +244,37 @@ def test_stored_results_have_the_one_shape(name):
         assert {r["table"] for r in data["rows"]} == {"runs", "accounting"}
         plain = lk.load_rows(name, table="runs", secure_aggregation=False, dp=False)
         assert {r["num_clients"] for r in plain} == {100, 1000}
+
+
+def test_user_dp_costs_from_the_combining_runs(tmp_path):
+    def run(k, m, dp, acc, z=None, secure=False):
+        return {"table": "runs", "num_clients": k, "clients_per_round": m, "dp": dp,
+                "secure_aggregation": secure, "noise_multiplier": z, "num_rounds": 50,
+                "epsilon": 5.9 if dp else None, "test_accuracy": acc}  # fmt: skip
+
+    rows = [
+        run(100, 10, False, 0.92),
+        run(100, 10, True, 0.90, z=0.3),
+        run(100, 10, True, 0.87, z=1.0),
+        run(100, 10, True, 0.10, z=1.0, secure=True),  # secure rows are not the DP cost
+        run(1000, 100, False, 0.89),
+        run(1000, 100, True, 0.886, z=1.0),
+    ]
+    acct = {"table": "accounting", "noise_multiplier": 1.0, "delta": 1e-5}
+    rows += [
+        {**acct, "num_clients": 100, "clients_per_round": 100, "num_rounds": 50, "epsilon": 57.0},
+        {**acct, "num_clients": 100, "clients_per_round": 100, "num_rounds": 1000, "epsilon": 6e2},
+        {**acct, "num_clients": 1000, "clients_per_round": 100, "num_rounds": 50, "epsilon": 5.9},
+    ]
+    _write(tmp_path, "combining", {"meta": {"mode": "full", "num_rounds": 50}, "rows": rows})
+    costs = lk.results.user_dp_costs(tmp_path)
+    assert [(c["num_clients"], c["clients_per_round"]) for c in costs] == [
+        (100, 10),
+        (1000, 100),
+        (100, 100),
+    ]
+    assert costs[0]["points_lost"] == pytest.approx(5.0)
+    assert costs[1]["points_lost"] == pytest.approx(0.4)
+    assert costs[2] == {"num_clients": 100, "clients_per_round": 100, "noise_multiplier": 1.0,
+                        "num_rounds": 50, "epsilon": 57.0, "points_lost": None}  # fmt: skip
+    assert lk.results.user_dp_costs(tmp_path / "missing") == []
