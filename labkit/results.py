@@ -15,6 +15,9 @@ __all__ = [
     "format_table",
     "rounds_table",
     "user_dp_costs",
+    "show_table",
+    "dp_accuracy_loss",
+    "extrapolated",
 ]
 
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
@@ -293,3 +296,31 @@ def user_dp_costs(results_dir: str | Path | None = None) -> list[dict]:
 def _user_dp_row(r: dict, points_lost: float | None) -> dict:
     keys = ("num_clients", "clients_per_round", "noise_multiplier", "num_rounds", "epsilon")
     return {**{k: r[k] for k in keys}, "points_lost": points_lost}
+
+
+def show_table(rows: list[dict], columns: list[str], precision: int = 3):
+    """Return ``format_table(rows, columns)`` as a rendered ``IPython.display.Markdown``."""
+    from IPython.display import Markdown
+
+    return Markdown(format_table(rows, columns, precision=precision))
+
+
+def dp_accuracy_loss(max_epsilon: float = 3.0, results_dir: str | Path | None = None):
+    """Return the accuracy (fraction) DP-SGD lost on MNIST at the best epsilon <= max_epsilon.
+
+    Best non-private accuracy minus the best DP-SGD accuracy with ``epsilon <= max_epsilon`` in
+    ``dpsgd_mnist.json`` (rows selected by ``method``); None when either is not recorded.
+    """
+    private = [
+        r for r in load_rows("dpsgd_mnist", results_dir, method="DP-SGD")
+        if r["epsilon"] <= max_epsilon
+    ]  # fmt: skip
+    public = load_rows("dpsgd_mnist", results_dir, method="non-private")
+    if not private or not public:
+        return None
+    return max(r["test_accuracy"] for r in public) - max(r["test_accuracy"] for r in private)
+
+
+def extrapolated(rows: list[dict], key: str = "method") -> list[str]:
+    """Return the ``key`` of every row recorded with ``"extrapolated": true`` (not measured)."""
+    return [r[key] for r in rows if r.get("extrapolated")]

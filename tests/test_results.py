@@ -278,3 +278,31 @@ def test_user_dp_costs_from_the_combining_runs(tmp_path):
     assert costs[2] == {"num_clients": 100, "clients_per_round": 100, "noise_multiplier": 1.0,
                         "num_rounds": 50, "epsilon": 57.0, "points_lost": None}  # fmt: skip
     assert lk.results.user_dp_costs(tmp_path / "missing") == []
+
+
+def test_show_table_renders_markdown():
+    shown = lk.results.show_table([{"a": "x", "b": 0.5}], ["a", "b"])
+    assert shown.data == lk.results.format_table([{"a": "x", "b": 0.5}], ["a", "b"])
+    assert shown._repr_markdown_().startswith("| a | b |")
+
+
+def test_dp_accuracy_loss_selects_by_method_and_epsilon(results):
+    # fixture: non-private 0.99; DP rows at eps 2.9 (0.97), 1.0 (0.95), 8.0 (0.985); rows have no
+    # method yet, so nothing is selected -> None (no made-up number).
+    assert lk.results.dp_accuracy_loss(3.0, results) is None
+    data = json.loads((results / "dpsgd_mnist.json").read_text())
+    for r in data["rows"]:
+        r["method"] = "non-private" if r["epsilon"] is None else "DP-SGD"
+    (results / "dpsgd_mnist.json").write_text(json.dumps(data))
+    assert lk.results.dp_accuracy_loss(3.0, results) == pytest.approx(0.02)
+    assert lk.results.dp_accuracy_loss(1.0, results) == pytest.approx(0.04)
+    assert lk.results.dp_accuracy_loss(0.5, results) is None
+
+
+def test_extrapolated_rows_are_named():
+    rows = [
+        {"method": "a", "extrapolated": True},
+        {"method": "b", "extrapolated": False},
+        {"method": "c"},
+    ]
+    assert lk.results.extrapolated(rows) == ["a"]
