@@ -91,3 +91,17 @@ def test_training_refuses_float_labels_and_nan_inputs():
         lk.models.evaluate(model, bad, ds.y_train)
     with pytest.raises(lk.ParameterError, match="epochs must be an integer >= 1"):
         lk.models.train(model, ds.x_train, ds.y_train, epochs=0)
+
+
+def test_plot_membership_and_marked_bars():
+    import numpy as np
+
+    audit = lk.attacks.loss_threshold_attack(np.full(5, 0.01), np.linspace(0.001, 2, 5))
+    fig, axes = lk.plots.plot_membership(np.full(5, 0.01), np.linspace(0.001, 2, 5), audit)
+    assert len(axes) == 2 and axes[0].get_xlabel() == "log10 cross-entropy loss"
+    assert f"AUC {audit.auc:.2f}" in axes[1].get_legend_handles_labels()[1][0]
+    fig, ax = lk.plots.plot_marked_bars({"x": 1.0, "y": 100.0}, ["y"], "s", "extrapolated")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["x", "y (extrapolated)"]
+    assert [p.get_hatch() for p in ax.patches] == [None, "//"]
+    assert ax.get_xscale() == "log"
