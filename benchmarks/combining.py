@@ -2,11 +2,13 @@
 
 Every variant runs the same ``labkit.fl.fedavg`` loop with a different aggregator, from the same
 initial weights and the same client sampling seed, so the rows differ only in the aggregator.
-Rows: ``method, test_accuracy, num_rounds, epsilon, delta, seconds, bytes_up_per_client_per_round``
-(+ settings and the accuracy curve). ``epsilon`` is user-level (dp-accounting, RDP, Poisson
-client sampling at q = clients_per_round / num_clients); null for the non-DP rows.
-``accounting`` lists epsilon for the same noise on the mean update with more and more clients:
-user-level DP needs many users; with 100 it is weak.
+The results file is ``{"meta": settings + machine, "rows": [...]}`` (``benchmarks/_common.py``)
+with two tables. ``table="runs"``: one row per variant, ``method, test_accuracy, num_rounds,
+epsilon, delta, seconds, bytes_up_per_client_per_round`` (+ the accuracy curve), selected by
+``secure_aggregation`` / ``dp`` (booleans), ``num_clients`` and ``noise_multiplier``. ``epsilon``
+is user-level (dp-accounting, RDP, Poisson client sampling at q = clients_per_round /
+num_clients); null for the non-DP rows. ``table="accounting"``: epsilon for the same noise on
+the mean update with more and more clients: user-level DP needs many users; with 100 it is weak.
 
 Usage:
     uv run python benchmarks/combining.py              # quick: 6000-example subset, 1024-bit key
@@ -15,18 +17,14 @@ Usage:
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _common import print_table, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = (
     "method",
     "test_accuracy",
@@ -64,15 +62,15 @@ def settings() -> dict:
 
 def make_clients(ds, num_clients: int, partition: str, seed: int):
     """Return the clients' ``(x, y)`` pairs for one partition of the training set."""
-    parts = lk.partition(ds.y_train, num_clients, partition, seed=seed)
-    return lk.client_datasets(ds.x_train, ds.y_train, parts)
+    parts = lk.data.partition(ds.y_train, num_clients, partition, seed=seed)
+    return lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
 
 
 def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=None) -> dict:
     """Run FedAvg with ``aggregator`` from seeded initial weights; return one result row."""
     model = lk.build_model(cfg["model"], ds.input_shape, ds.num_classes, seed=cfg["seed"])
     start = time.perf_counter()
-    hist = lk.fedavg(
+    hist = lk.fl.fedavg(
         model,
         clients,
         cfg["num_rounds"],
@@ -86,8 +84,11 @@ def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=N
         description=method,
     )
     seconds = time.perf_counter() - start
-    m = lk.num_sampled_clients(len(clients), cfg["client_fraction"])
+    m = lk.fl.num_sampled_clients(len(clients), cfg["client_fraction"])
     row = {
+        "table": "runs",
+        "secure_aggregation": "secure" in method,
+        "dp": dp is not None,
         "method": method,
         "test_accuracy": hist.final_accuracy,
         "num_rounds": hist.rounds[-1],
@@ -112,11 +113,11 @@ def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=N
     return row
 
 
-def secure(cfg: dict, keys, weighted: bool, max_summands: int) -> lk.SecureAggregator:
+def secure(cfg: dict, keys, weighted: bool, max_summands: int) -> lk.he.SecureAggregator:
     """Return a SecureAggregator packing values in [-r, r] with room for ``max_summands``."""
     r = cfg["value_range"]
-    spec = lk.PackingSpec(-r, r, cfg["precision_bits"], max_summands)
-    return lk.SecureAggregator(*keys, spec, weighted=weighted)
+    spec = lk.he.PackingSpec(-r, r, cfg["precision_bits"], max_summands)
+    return lk.he.SecureAggregator(*keys, spec, weighted=weighted)
 
 
 def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: float = 1.0):
@@ -126,12 +127,13 @@ def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: f
         for num_rounds in (cfg["num_rounds"], 1_000):
             rows.append(
                 {
+                    "table": "accounting",
                     "num_clients": num_clients,
                     "clients_per_round": clients_per_round,
                     "noise_multiplier": noise_multiplier,
                     "num_rounds": num_rounds,
                     "delta": cfg["delta"],
-                    "epsilon": lk.dpfedavg_epsilon(
+                    "epsilon": lk.dp.dpfedavg_epsilon(
                         noise_multiplier, clients_per_round, num_clients, num_rounds, cfg["delta"]
                     ),
                 }
@@ -142,21 +144,23 @@ def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: f
 def main() -> None:
     """Run every variant side by side, print a Markdown table, write the JSON."""
     cfg = settings()
-    warnings.simplefilter("ignore", lk.InsecureKeyWarning)  # 1024 bits only in quick mode
+    warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)  # 1024 bits only in quick mode
     lk.set_seed(cfg["seed"])
     ds = lk.load_mnist()
     if cfg["num_train"] is not None:
-        ds = lk.subsample(ds, cfg["num_train"], cfg["num_test"], seed=cfg["seed"])
+        ds = lk.data.subsample(ds, cfg["num_train"], cfg["num_test"], seed=cfg["seed"])
     clients = make_clients(ds, cfg["num_clients"], cfg["partition"], cfg["seed"])
-    m = lk.num_sampled_clients(len(clients), cfg["client_fraction"])
+    m = lk.fl.num_sampled_clients(len(clients), cfg["client_fraction"])
     t = time.perf_counter()
-    keys = lk.cached_keypair(cfg["key_bits"], allow_insecure=True)
+    keys = lk.he.cached_keypair(cfg["key_bits"], allow_insecure=True)
     keygen_seconds = time.perf_counter() - t
     probe = lk.build_model(cfg["model"], ds.input_shape, ds.num_classes, seed=cfg["seed"])
-    plain_bytes = lk.model_bytes(probe.trainable_variables)
+    plain_bytes = lk.fl.model_bytes(probe.trainable_variables)
     rows = []
 
-    rows.append(run_one("FedAvg (plain)", ds, clients, cfg, lk.WeightedMean(), plain_bytes))
+    rows.append(
+        run_one("FedAvg (plain)", ds, clients, cfg, lk.aggregation.WeightedMean(), plain_bytes)
+    )
     # Headroom for the heaviest possible cohort: the m largest clients' example counts.
     heaviest = int(sum(sorted((len(y) for _, y in clients), reverse=True)[:m]))
     agg = secure(cfg, keys, weighted=True, max_summands=heaviest)
@@ -168,13 +172,15 @@ def main() -> None:
 
     clip = cfg["l2_norm_clip"]
     for z in cfg["noise_multipliers"]:
-        dp = lk.DPFedAvgAggregator(clip, z, m, seed=cfg["seed"])
+        dp = lk.dp.DPFedAvgAggregator(clip, z, m, seed=cfg["seed"])
         rows.append(run_one(f"DP-FedAvg z={z:g}", ds, clients, cfg, dp, plain_bytes, dp))
 
     # Secure + DP: clipped updates have every value in [-C, C]; noise added by the key holder.
     z = cfg["noise_multipliers"][-1]
-    inner = lk.SecureAggregator(*keys, lk.PackingSpec(-clip, clip, cfg["precision_bits"], m), False)
-    dp = lk.DPFedAvgAggregator(clip, z, m, sum_aggregator=inner, seed=cfg["seed"])
+    inner = lk.he.SecureAggregator(
+        *keys, lk.he.PackingSpec(-clip, clip, cfg["precision_bits"], m), False
+    )
+    dp = lk.dp.DPFedAvgAggregator(clip, z, m, sum_aggregator=inner, seed=cfg["seed"])
     row = run_one(f"secure + DP-FedAvg z={z:g}", ds, clients, cfg, dp, 0, dp)
     row["bytes_up_per_client_per_round"] = inner.history[-1]["bytes_up_per_client"]
     row["key_bits"] = cfg["key_bits"]
@@ -182,41 +188,21 @@ def main() -> None:
 
     # More, smaller clients: the same data split over 10x as many users, 10x as many per round.
     many = make_clients(ds, cfg["many_clients"], cfg["partition"], cfg["seed"])
-    m_many = lk.num_sampled_clients(len(many), cfg["client_fraction"])
+    m_many = lk.fl.num_sampled_clients(len(many), cfg["client_fraction"])
     label = f"FedAvg (plain), {len(many)} clients"
-    rows.append(run_one(label, ds, many, cfg, lk.WeightedMean(), plain_bytes))
-    dp = lk.DPFedAvgAggregator(clip, z, m_many, seed=cfg["seed"])
+    rows.append(run_one(label, ds, many, cfg, lk.aggregation.WeightedMean(), plain_bytes))
+    dp = lk.dp.DPFedAvgAggregator(clip, z, m_many, seed=cfg["seed"])
     rows.append(
         run_one(f"DP-FedAvg z={z:g}, {len(many)} clients", ds, many, cfg, dp, plain_bytes, dp)
     )
 
-    out = {
-        "mode": "full" if lk.is_full() else "quick",
-        "settings": cfg,
-        "keygen_seconds": keygen_seconds,
-        "machine": {"platform": platform.platform(), "load_average": list(os.getloadavg())},
-        "rows": rows,
-        "accounting": accounting_rows(cfg),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    name = "combining.json" if lk.is_full() else "combining_quick.json"
-    (RESULTS / name).write_text(json.dumps(out, indent=1))
-
-    head = "| method | clients | test accuracy | rounds | epsilon | seconds | bytes up/client/rnd |"
-    print(head)
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
-        print(
-            f"| {r['method']} | {r['num_clients']} | {r['test_accuracy']:.4f} | {r['num_rounds']} "
-            f"| {eps} | {r['seconds']:.1f} | {r['bytes_up_per_client_per_round']:,} |"
-        )
+    accounting = accounting_rows(cfg)
+    path = write_results("combining", rows + accounting, {**cfg, "keygen_seconds": keygen_seconds})
+    print_table(rows, ["method", "num_clients", "test_accuracy", "num_rounds", "epsilon",
+                       "seconds", "bytes_up_per_client_per_round"], precision=4)  # fmt: skip
     print(f"\nuser-level epsilon at delta={cfg['delta']:g}, m=100 clients per round, z=1:")
-    print("| num_clients | q | num_rounds | epsilon |\n|---|---|---|---|")
-    for a in out["accounting"]:
-        q = a["clients_per_round"] / a["num_clients"]
-        print(f"| {a['num_clients']:,} | {q:g} | {a['num_rounds']} | {a['epsilon']:.3g} |")
-    print(f"\nwrote {RESULTS / name}")
+    print_table(accounting, ["num_clients", "clients_per_round", "num_rounds", "epsilon"])
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

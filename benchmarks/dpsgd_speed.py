@@ -44,7 +44,7 @@ def _build(model: str):
 
     if model == "mlp":
         return lk.mlp((28, 28), 10, hidden=(128,))  # 784-128-10
-    return lk.dp_cnn((28, 28), 10)  # the chapter's small CNN (Tramer & Boneh 2021)
+    return lk.dp.dp_cnn((28, 28), 10)  # the chapter's small CNN (Tramer & Boneh 2021)
 
 
 def _worker(model_name: str, method: str) -> dict:
@@ -53,7 +53,7 @@ def _worker(model_name: str, method: str) -> dict:
 
     import labkit as lk
 
-    lk.quiet_tensorflow()
+    lk.config.quiet_tensorflow()
     # Seeds without lk.set_seed's op determinism: XLA has no deterministic max-pooling gradient,
     # so TF Privacy's XLA paths cannot run on the CNN with it, and speed needs no bit-exactness.
     tf.keras.utils.set_random_seed(0)
@@ -109,7 +109,7 @@ def _worker(model_name: str, method: str) -> dict:
         extra["fast_clipping_used"] = bool(model._enable_fast_peg_computation)
         step = model.train_on_batch
     else:
-        dp = lk.DPSGD(
+        dp = lk.dp.DPSGD(
             model,
             clip,
             0.0 if "clipping only" in method else sigma,

@@ -13,18 +13,14 @@ repeat, the best-of ("speedup") and the median ("speedup_median").
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import time
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
+from _common import dense_training_flops, peak_matmul_gflops, print_table, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NUM_CLIENTS, FRACTION, EPOCHS, BATCH, LR = 100, 0.1, 1, 10, 0.1
 
 
@@ -32,7 +28,7 @@ def naive_rounds(model, clients, num_rounds: int, seed: int) -> list[np.ndarray]
     """FedAvg written the usual way: one ``model.fit`` per client per round."""
     rng = np.random.default_rng(seed)
     global_w = model.get_weights()
-    m = lk.num_sampled_clients(len(clients), FRACTION)
+    m = lk.fl.num_sampled_clients(len(clients), FRACTION)
     for _ in range(num_rounds):
         chosen = np.sort(rng.choice(len(clients), size=m, replace=False))
         new, counts = [], []
@@ -52,64 +48,79 @@ def naive_rounds(model, clients, num_rounds: int, seed: int) -> list[np.ndarray]
 
 def main() -> None:
     os.environ.setdefault("LABKIT_PROGRESS", "0")
-    lk.quiet_tensorflow()
+    lk.config.quiet_tensorflow()
+    load_start = round(os.getloadavg()[0], 2)
     num_rounds, repeats = lk.scale(5, 10), lk.scale(3, 5)
     ds = lk.load_mnist()
-    parts = lk.partition_iid(ds.y_train, NUM_CLIENTS, seed=0)
-    clients = lk.client_datasets(ds.x_train, ds.y_train, parts)
+    parts = lk.data.partition_iid(ds.y_train, NUM_CLIENTS, seed=0)
+    clients = lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
 
     # Both sides: one warm-up round (traces / builds the train functions), then `repeats`
     # alternating timings of the same rounds; the minimum of each side is the least-disturbed
     # measurement on a shared machine (as timeit recommends), the median is recorded too.
     model = lk.build_model("2nn", ds.input_shape, 10, seed=0)
     kwargs = dict(client_fraction=FRACTION, local_epochs=EPOCHS, batch_size=BATCH, learning_rate=LR)
-    naive = lk.compile_model(lk.build_model("2nn", ds.input_shape, 10, seed=0), LR)
+    naive = lk.models.compile_model(lk.build_model("2nn", ds.input_shape, 10, seed=0), LR)
     initial = model.get_weights()
-    lk.fedavg(model, clients, 1, seed=1, **kwargs)
+    lk.fl.fedavg(model, clients, 1, seed=1, **kwargs)
     naive_rounds(naive, clients, 1, seed=1)
     fast_times, slow_times = [], []
     for _ in range(repeats):
         model.set_weights(initial)  # both sides start every repeat from the same weights
         naive.set_weights(initial)
         start = time.perf_counter()
-        lk.fedavg(model, clients, num_rounds, seed=0, **kwargs)
+        lk.fl.fedavg(model, clients, num_rounds, seed=0, **kwargs)
         fast_times.append((time.perf_counter() - start) / num_rounds)
         start = time.perf_counter()
         slow_w = naive_rounds(naive, clients, num_rounds, seed=0)
         slow_times.append((time.perf_counter() - start) / num_rounds)
     naive.set_weights(slow_w)
     fast, slow = min(fast_times), min(slow_times)
-    fast_acc = lk.evaluate(model, ds.x_test, ds.y_test)[1]
-    slow_acc = lk.evaluate(naive, ds.x_test, ds.y_test)[1]
+    fast_acc = lk.models.evaluate(model, ds.x_test, ds.y_test)[1]
+    slow_acc = lk.models.evaluate(naive, ds.x_test, ds.y_test)[1]
 
-    result = {
-        "speedup": slow / fast,
+    # Distance to the limit: the round's matmul work over the machine's measured peak rate.
+    m = lk.fl.num_sampled_clients(NUM_CLIENTS, FRACTION)
+    examples = sum(len(clients[k][1]) for k in range(m)) * EPOCHS  # IID: equal client sizes
+    flops = dense_training_flops(model, examples)
+    peak = peak_matmul_gflops()
+    rows = []
+    for name, times, acc in (("naive", slow_times, slow_acc), ("labkit", fast_times, fast_acc)):
+        best = min(times)
+        rows.append(
+            {
+                "implementation": name,
+                "method": "per-client model.fit" if name == "naive" else "labkit.fl.fedavg",
+                "seconds_per_round": best,
+                "seconds_per_round_median": float(np.median(times)),
+                "seconds_per_round_each_repeat": times,
+                "speedup_vs_naive": min(slow_times) / best,
+                "test_accuracy": acc,
+                "flops_per_round": flops,
+                "gflops_per_s": flops / best / 1e9,
+                "fraction_of_peak": flops / best / 1e9 / peak,
+                "floor_seconds_per_round": flops / peak / 1e9,
+            }
+        )
+    meta = {
         "model": "2nn",
         "num_clients": NUM_CLIENTS,
-        "clients_per_round": lk.num_sampled_clients(NUM_CLIENTS, FRACTION),
+        "clients_per_round": m,
         "local_epochs": EPOCHS,
         "batch_size": BATCH,
+        "learning_rate": LR,
         "num_rounds_timed": num_rounds,
         "repeats": repeats,
+        "speedup": slow / fast,
         "speedup_median": float(np.median(slow_times) / np.median(fast_times)),
-        "seconds_per_round_labkit_each_repeat": fast_times,
-        "seconds_per_round_naive_each_repeat": slow_times,
-        "seconds_per_round_labkit": fast,
-        "seconds_per_round_naive": slow,
-        "test_accuracy_labkit": fast_acc,
-        "test_accuracy_naive": slow_acc,
-        "tensorflow": metadata.version("tensorflow"),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "peak_matmul_gflops": peak,
+        "load_average_1min_start": load_start,
+        "load_average_1min_end": round(os.getloadavg()[0], 2),
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = "fedavg_speed.json" if lk.is_full() else "fedavg_speed_quick.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
-    print("| implementation | s / round | test accuracy after the timed rounds |")
-    print("|---|---|---|")
-    print(f"| naive per-client model.fit | {slow:.3f} | {slow_acc:.4f} |")
-    print(f"| labkit.fl | {fast:.3f} | {fast_acc:.4f} |")
-    print(f"\nspeedup: {slow / fast:.1f}x (best of {repeats} x {num_rounds} rounds)")
+    path = write_results("fedavg_speed", rows, meta)
+    print_table(rows, ["method", "seconds_per_round", "speedup_vs_naive", "fraction_of_peak"])
+    print(f"\nspeedup: {slow / fast:.1f}x (best of {repeats} x {num_rounds} rounds); peak matmul "
+          f"{peak:.0f} GFLOP/s; wrote {path.name}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def bench_phe_per_value(pk, sk, updates, sample: int, bursts: int = 3) -> dict:
     return {
         "method": "phe, one ciphertext per value",
         "seconds_total": seconds,
-        "bytes_per_value": lk.ciphertext_bytes(pk),
+        "bytes_per_value": lk.he.ciphertext_bytes(pk),
         "max_abs_error": float(np.abs(dec - ref).max()),
         "exact": True,
         "extrapolated": True,
@@ -101,14 +101,16 @@ def packed_once(pk, sk, updates, spec, method, encryptor=None, workers=1, setup=
     """Encrypt every update packed, sum on the server, decrypt; check exactness against integers."""
     num_values = updates[0].size
     t0 = time.perf_counter()
-    vecs = [lk.encrypt_packed(pk, x, spec, encryptor=encryptor, workers=workers) for x in updates]
+    vecs = [
+        lk.he.encrypt_packed(pk, x, spec, encryptor=encryptor, workers=workers) for x in updates
+    ]
     t1 = time.perf_counter()
-    total = lk.encrypted_sum(vecs)
+    total = lk.he.encrypted_sum(vecs)
     t2 = time.perf_counter()
-    slots = lk.decrypt_vector(sk, total, integers=True, workers=workers)
-    result = lk.dequantize(slots, spec, total.weight)
+    slots = lk.he.decrypt_vector(sk, total, integers=True, workers=workers)
+    result = lk.he.dequantize(slots, spec, total.weight)
     t3 = time.perf_counter()
-    ref_int = np.sum([lk.quantize(x, spec) for x in updates], axis=0)
+    ref_int = np.sum([lk.he.quantize(x, spec) for x in updates], axis=0)
     ref = np.sum(updates, axis=0)
     return {
         "method": method,
@@ -193,11 +195,11 @@ def key_size_sweep(key_bits_list, spec, reps: int) -> list[dict]:
     rows = []
     for bits in key_bits_list:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", lk.InsecureKeyWarning)
+            warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)
             t = time.perf_counter()
-            pk, sk = lk.cached_keypair(bits, allow_insecure=True)
+            pk, sk = lk.he.cached_keypair(bits, allow_insecure=True)
             keygen = time.perf_counter() - t
-        fe = lk.FastEncryptor(pk)
+        fe = lk.he.FastEncryptor(pk)
         m = [secrets.randbelow(pk.n) for _ in range(reps)]
         best = {"phe": np.inf, "fast": np.inf, "dec": np.inf}
         for _ in range(5):  # best of 5 short runs: robust to other load on a shared machine
@@ -220,7 +222,7 @@ def key_size_sweep(key_bits_list, spec, reps: int) -> list[dict]:
                 "fast_encrypt_ms": 1e3 * t_fast,
                 "decrypt_ms": 1e3 * t_dec,
                 "values_per_ciphertext": spec.slots(pk),
-                "ciphertext_bytes": lk.ciphertext_bytes(pk),
+                "ciphertext_bytes": lk.he.ciphertext_bytes(pk),
             }
         )
         print(f"  sweep {bits} bits: {rows[-1]}", flush=True)
@@ -262,9 +264,9 @@ def main() -> None:
         args.num_values, args.sample = 5_000, 5
     load_start = os.getloadavg()[0]
     updates = make_updates(args.num_clients, args.num_values, args.seed)
-    spec = lk.PackingSpec(-1.0, 1.0, args.precision_bits, max_summands=args.num_clients)
+    spec = lk.he.PackingSpec(-1.0, 1.0, args.precision_bits, max_summands=args.num_clients)
     t = time.perf_counter()
-    pk, sk = lk.cached_keypair(args.key_bits)
+    pk, sk = lk.he.cached_keypair(args.key_bits)
     keygen = time.perf_counter() - t
     print(
         f"{args.num_clients} clients x {args.num_values} values, {args.key_bits}-bit key "
@@ -283,10 +285,10 @@ def main() -> None:
     k = pk.n.bit_length()
     for bits, label in [
         (None, f"DJN {(k + 1) // 2}-bit exponent"),
-        (2 * lk.security_bits(k), None),
+        (2 * lk.he.security_bits(k), None),
     ]:
         t = time.perf_counter()
-        fe = lk.FastEncryptor(pk, exponent_bits=bits)
+        fe = lk.he.FastEncryptor(pk, exponent_bits=bits)
         setup = time.perf_counter() - t
         label = label or f"DJN {fe.exponent_bits}-bit exponent (2 x security level)"
         run(f"labkit packed + {label}", encryptor=fe, setup=setup, runs=args.runs)

@@ -1,19 +1,92 @@
 """labkit: the helper package behind the Private AI workbook.
 
-One module per concern (config, data, models, fl, dp, he, attacks, plots); the public API is
-re-exported here flat, so a chapter needs only ``import labkit as lk``.
+One module per concern, called through its namespace so every call site says which file to
+open: ``lk.fl.fedavg``, ``lk.dp.train_dpsgd``, ``lk.he.PackingSpec``, ``lk.attacks.audit_model``,
+``lk.experiments.memorisation_experiment``. The top level keeps only what every chapter needs:
+seeding, the quick/full switch, data loaders, model builders and the figure style.
+
+Layers (arrows point down; algorithms do not import each other):
+    experiments                      end-to-end experiments the chapters run
+    fl | dp | he | attacks           the algorithms
+    aggregation | models | data      the aggregation interface (no TensorFlow), models, data
+    config | _checks                 seeds and switches; the one set of argument checks
 """
 
-from labkit import config  # noqa: F401  (first: it quiets TensorFlow before anything imports it)
-from labkit.attacks import *  # noqa: F403
-from labkit.config import *  # noqa: F403
-from labkit.data import *  # noqa: F403
-from labkit.dp import *  # noqa: F403
-from labkit.fl import *  # noqa: F403
-from labkit.guide import *  # noqa: F403
-from labkit.he import *  # noqa: F403
-from labkit.models import *  # noqa: F403
-from labkit.plots import *  # noqa: F403
-from labkit.results import *  # noqa: F403
+import importlib
 
-__version__ = "0.1.0"
+from labkit import config  # first: it quiets TensorFlow before anything imports it
+from labkit._checks import ParameterError
+from labkit.config import is_full, scale, set_seed
+
+# Everything else loads on first use (PEP 562), so ``import labkit.aggregation`` or
+# ``labkit.he`` never pays for TensorFlow, and ``lk.fl`` imports only what it needs.
+_MODULES = {"data", "models", "aggregation", "fl", "dp", "he", "attacks", "experiments",
+            "plots", "results", "guide"}  # fmt: skip
+_NAMES = {
+    "Dataset": "data",
+    "load_mnist": "data",
+    "load_digits": "data",
+    "load_breast_cancer": "data",
+    "load_adult": "data",
+    "load_dataset": "data",
+    "build_model": "models",
+    "logistic": "models",
+    "mlp": "models",
+    "cnn": "models",
+    "count_params": "models",
+    "use_style": "plots",
+    "load_results": "results",
+    "load_rows": "results",
+}
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"labkit.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"labkit.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    # concerns
+    "config",
+    "data",
+    "models",
+    "aggregation",
+    "fl",
+    "dp",
+    "he",
+    "attacks",
+    "experiments",
+    "plots",
+    "results",
+    "guide",
+    # seeding and the quick/full switch
+    "set_seed",
+    "is_full",
+    "scale",
+    # data and models
+    "Dataset",
+    "load_mnist",
+    "load_digits",
+    "load_breast_cancer",
+    "load_adult",
+    "load_dataset",
+    "build_model",
+    "logistic",
+    "mlp",
+    "cnn",
+    "count_params",
+    # style, results, errors
+    "use_style",
+    "load_results",
+    "load_rows",
+    "ParameterError",
+]
+
+__version__ = "0.2.0"

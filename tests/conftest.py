@@ -13,8 +13,8 @@ import labkit as lk
 def _insecure_keypair(n_length: int, cached: bool = True):
     """Return a small opt-in key pair with the InsecureKeyWarning silenced."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", lk.InsecureKeyWarning)
-        make = lk.cached_keypair if cached else lk.generate_keypair
+        warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)
+        make = lk.he.cached_keypair if cached else lk.he.generate_keypair
         return make(n_length, allow_insecure=True)
 
 
@@ -30,7 +30,7 @@ def insecure_keypair():
     return _insecure_keypair
 
 
-class NoEncrypt(lk.FastEncryptor):
+class NoEncrypt(lk.he.FastEncryptor):
     """An encryptor that fails the test if anything reaches encryption."""
 
     def raw_encrypt(self, plaintext):

@@ -8,7 +8,7 @@ import labkit as lk
 
 @pytest.fixture(scope="module")
 def mnist_raw():
-    return lk.load_mnist_raw()
+    return lk.data.load_mnist_raw()
 
 
 def test_mnist_is_the_standard_split(mnist_raw):
@@ -78,10 +78,10 @@ def test_split_is_deterministic_and_disjoint():
 
 def test_subsample():
     ds = lk.load_digits()
-    small = lk.subsample(ds, 100, 50, seed=0)
+    small = lk.data.subsample(ds, 100, 50, seed=0)
     assert small.x_train.shape == (100, 8, 8) and small.x_test.shape == (50, 8, 8)
-    with pytest.raises(ValueError, match=r"num_train must be in \[1, "):
-        lk.subsample(ds, num_train=10**6)
+    with pytest.raises(ValueError, match=r"num_train must be an integer in \[1, "):
+        lk.data.subsample(ds, num_train=10**6)
 
 
 # --- partitions -------------------------------------------------------------------------
@@ -99,9 +99,9 @@ def _check_partition(parts, n):
     "scheme,kwargs", [("iid", {}), ("shards", {}), ("dirichlet", {"alpha": 0.5})]
 )
 def test_partitions_cover_disjoint_and_deterministic(scheme, kwargs):
-    p1 = lk.partition(LABELS, 20, scheme, seed=7, **kwargs)
-    p2 = lk.partition(LABELS, 20, scheme, seed=7, **kwargs)
-    p3 = lk.partition(LABELS, 20, scheme, seed=8, **kwargs)
+    p1 = lk.data.partition(LABELS, 20, scheme, seed=7, **kwargs)
+    p2 = lk.data.partition(LABELS, 20, scheme, seed=7, **kwargs)
+    p3 = lk.data.partition(LABELS, 20, scheme, seed=8, **kwargs)
     assert len(p1) == 20
     _check_partition(p1, len(LABELS))
     assert all(np.array_equal(a, b) for a, b in zip(p1, p2, strict=True))
@@ -109,13 +109,13 @@ def test_partitions_cover_disjoint_and_deterministic(scheme, kwargs):
 
 
 def test_iid_sizes_are_balanced():
-    sizes = [len(p) for p in lk.partition_iid(LABELS, 7)]
+    sizes = [len(p) for p in lk.data.partition_iid(LABELS, 7)]
     assert max(sizes) - min(sizes) <= 1
 
 
 def test_shards_give_each_client_at_most_two_labels():
-    parts = lk.partition_shards(LABELS, 20, shards_per_client=2)
-    counts = lk.label_counts(LABELS, parts, 10)
+    parts = lk.data.partition_shards(LABELS, 20, shards_per_client=2)
+    counts = lk.data.label_counts(LABELS, parts, 10)
     assert counts.shape == (20, 10)
     assert (np.count_nonzero(counts, axis=1) <= 2).all()
     assert {len(p) for p in parts} == {60}
@@ -124,8 +124,8 @@ def test_shards_give_each_client_at_most_two_labels():
 
 def test_mcmahan_shards_on_mnist(mnist_raw):
     (_, y_tr), _ = mnist_raw
-    parts = lk.partition_shards(y_tr, 100)  # 200 shards of 300, 2 per client
-    counts = lk.label_counts(y_tr, parts)
+    parts = lk.data.partition_shards(y_tr, 100)  # 200 shards of 300, 2 per client
+    counts = lk.data.label_counts(y_tr, parts)
     assert {len(p) for p in parts} == {600}
     assert np.count_nonzero(counts, axis=1).max() <= 4  # a shard can straddle two labels
     assert np.median(np.count_nonzero(counts, axis=1)) <= 2
@@ -133,7 +133,9 @@ def test_mcmahan_shards_on_mnist(mnist_raw):
 
 def test_dirichlet_alpha_controls_skew():
     def skew(alpha):
-        counts = lk.label_counts(LABELS, lk.partition_dirichlet(LABELS, 10, alpha, seed=0), 10)
+        counts = lk.data.label_counts(
+            LABELS, lk.data.partition_dirichlet(LABELS, 10, alpha, seed=0), 10
+        )
         share = counts / counts.sum(axis=1, keepdims=True)
         return share.max(axis=1).mean()  # share of each client's top label
 
@@ -141,23 +143,46 @@ def test_dirichlet_alpha_controls_skew():
 
 
 def test_partition_errors_name_the_parameter():
-    with pytest.raises(ValueError, match=r"num_clients must be in \[1, 1200\]"):
-        lk.partition_iid(LABELS, 5000)
-    with pytest.raises(ValueError, match="num_clients must be a positive integer"):
-        lk.partition_iid(LABELS, 0)
+    with pytest.raises(ValueError, match=r"num_clients must be an integer in \[1, 1200\]"):
+        lk.data.partition_iid(LABELS, 5000)
+    with pytest.raises(ValueError, match=r"num_clients must be an integer in \[1, "):
+        lk.data.partition_iid(LABELS, 0)
     with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
-        lk.partition_dirichlet(LABELS, 10, alpha=0.0)
+        lk.data.partition_dirichlet(LABELS, 10, alpha=0.0)
     with pytest.raises(ValueError, match="must divide"):
-        lk.partition_shards(LABELS, 7)
+        lk.data.partition_shards(LABELS, 7)
     with pytest.raises(ValueError, match="scheme must be one of"):
-        lk.partition(LABELS, 10, "pathological")
+        lk.data.partition(LABELS, 10, "pathological")
     with pytest.raises(ValueError, match="could not give every one"):
-        lk.partition_dirichlet(LABELS, 100, alpha=0.001, min_size=12, max_tries=3)
+        lk.data.partition_dirichlet(LABELS, 100, alpha=0.001, min_size=12, max_tries=3)
 
 
 def test_adult_ships_offline():
     adult = lk.load_adult()
-    assert set(adult) == set(lk.ADULT_COLUMNS)
+    assert set(adult) == set(lk.data.ADULT_COLUMNS)
     assert len(adult["age"]) == 32561  # the UCI training file
     assert adult["age"].dtype == np.int64 and 17 <= adult["age"].min() <= adult["age"].max() <= 90
     assert set(np.unique(adult["income"])) == {"<=50K", ">50K"}
+
+
+@pytest.mark.parametrize("scheme", ["iid", "shards", "dirichlet"])
+def test_partitions_refuse_one_hot_and_nan_labels(scheme):
+    kwargs = {"alpha": 0.5} if scheme == "dirichlet" else {}
+    one_hot = np.eye(10)[LABELS]
+    with pytest.raises(ValueError, match="1-D array of integer class labels"):
+        lk.data.partition(one_hot, 10, scheme, **kwargs)
+    with_nan = LABELS.astype(np.float64)
+    with_nan[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        lk.data.partition(with_nan, 10, scheme, **kwargs)
+    with pytest.raises(ValueError, match="fractional"):
+        lk.data.partition(LABELS + 0.5, 10, scheme, **kwargs)
+    # Integral floats and NumPy scalars are fine, and give exactly the integer result.
+    parts = lk.data.partition(LABELS.astype(np.float32), np.int64(10), scheme, **kwargs)
+    for a, b in zip(parts, lk.data.partition(LABELS, 10, scheme, **kwargs), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_more_clients_than_examples_names_the_range():
+    with pytest.raises(lk.ParameterError, match=r"num_clients must be an integer in \[1, 5\]"):
+        lk.data.partition_iid(np.arange(5) % 2, 6)

@@ -35,7 +35,7 @@ def batch():
 
 MODELS = {
     "mlp": lambda: lk.mlp((28, 28), 10, hidden=(32,)),
-    "dp_cnn": lambda: lk.dp_cnn((28, 28), 10),
+    "dp_cnn": lambda: lk.dp.dp_cnn((28, 28), 10),
     "cnn_small": lambda: lk.build_model("cnn", (28, 28), 10, small=True),
 }
 
@@ -48,7 +48,7 @@ def test_ghost_clipped_sum_equals_per_example_loop(batch, name):
     _, ref_norms = loop_reference(model, x, y, 1.0)
     clip = float(np.median(ref_norms))  # half the examples are clipped, half are not
     ref, _ = loop_reference(model, x, y, clip)
-    dp = lk.DPSGD(model, l2_norm_clip=clip, noise_multiplier=0.0)
+    dp = lk.dp.DPSGD(model, l2_norm_clip=clip, noise_multiplier=0.0)
     grads, norms = dp.clipped_gradient_sum(x, y)
     np.testing.assert_allclose(norms, ref_norms, rtol=1e-5)
     for g, r in zip(grads, ref, strict=True):
@@ -61,7 +61,7 @@ def test_vectorized_method_and_mask(batch):
     model = MODELS["dp_cnn"]()
     ref, _ = loop_reference(model, x[:7], y[:7], 0.5)
     for method in ("ghost", "vectorized"):
-        dp = lk.DPSGD(model, l2_norm_clip=0.5, noise_multiplier=0.0, method=method)
+        dp = lk.dp.DPSGD(model, l2_norm_clip=0.5, noise_multiplier=0.0, method=method)
         mask = np.r_[np.ones(7), np.zeros(5)]  # padded examples must contribute nothing
         grads, _ = dp.clipped_gradient_sum(x, y, mask)
         for g, r in zip(grads, ref, strict=True):
@@ -74,7 +74,7 @@ def test_step_update_is_exact_without_noise_and_chunking_is_exact(batch):
     model = MODELS["mlp"]()
     before = [v.numpy().copy() for v in model.trainable_variables]
     ref, _ = loop_reference(model, x, y, 0.7)
-    dp = lk.DPSGD(model, l2_norm_clip=0.7, noise_multiplier=0.0, learning_rate=0.5)
+    dp = lk.dp.DPSGD(model, l2_norm_clip=0.7, noise_multiplier=0.0, learning_rate=0.5)
     dp.step(x, y, denominator=10.0, capacity=5)  # three chunks of at most 5 examples
     for b, v, r in zip(before, model.trainable_variables, ref, strict=True):
         np.testing.assert_allclose(v.numpy(), b - 0.5 * r / 10.0, rtol=1e-4, atol=1e-6)
@@ -86,7 +86,7 @@ def test_noise_has_standard_deviation_noise_multiplier_times_clip(batch):
     model = MODELS["mlp"]()
     before = [v.numpy().copy() for v in model.trainable_variables]
     ref, _ = loop_reference(model, x, y, 0.3)
-    dp = lk.DPSGD(model, l2_norm_clip=0.3, noise_multiplier=1.5, learning_rate=1.0, seed=0)
+    dp = lk.dp.DPSGD(model, l2_norm_clip=0.3, noise_multiplier=1.5, learning_rate=1.0, seed=0)
     dp.step(x, y, denominator=1.0, capacity=16)
     noise = np.concatenate(
         [
@@ -103,7 +103,7 @@ def test_training_learns_and_reports_the_accountant_epsilon():
     ds = lk.load_digits()
     lk.set_seed(0)
     model = lk.build_model("logistic", ds.input_shape, ds.num_classes)
-    hist = lk.train_dpsgd(
+    hist = lk.dp.train_dpsgd(
         model,
         ds.x_train,
         ds.y_train,
@@ -118,12 +118,12 @@ def test_training_learns_and_reports_the_accountant_epsilon():
     assert hist.test_accuracy[-1] > 0.8
     n = len(ds.x_train)
     steps = 4 * round(n / 64)
-    assert hist.epsilon[-1] == pytest.approx(lk.dpsgd_epsilon(1.0, 64, n, 4, 1e-5, steps=steps))
+    assert hist.epsilon[-1] == pytest.approx(lk.dp.dpsgd_epsilon(1.0, 64, n, 4, 1e-5, steps=steps))
     assert hist.epsilon == sorted(hist.epsilon)
 
 
 def test_poisson_batches_have_the_expected_size():
-    batches = lk.poisson_batches(10_000, 100, np.random.default_rng(0))
+    batches = lk.dp.poisson_batches(10_000, 100, np.random.default_rng(0))
     sizes = np.array([len(b) for b in batches])
     assert len(batches) == 100
     assert sizes.mean() == pytest.approx(100, rel=0.05)
@@ -148,7 +148,7 @@ def test_bad_training_input(kwargs, match):
     args = dict(l2_norm_clip=1.0, noise_multiplier=1.0, batch_size=32, epochs=1, learning_rate=0.1)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        lk.train_dpsgd(model, ds.x_train[:100], ds.y_train[:100], **args)
+        lk.dp.train_dpsgd(model, ds.x_train[:100], ds.y_train[:100], **args)
 
 
 def test_unsupported_layer_is_named():
@@ -161,14 +161,14 @@ def test_unsupported_layer_is_named():
         ]
     )
     with pytest.raises(ValueError, match="batch_normalization.*vectorized"):
-        lk.DPSGD(model, 1.0, 1.0)
+        lk.dp.DPSGD(model, 1.0, 1.0)
 
 
 def test_reference_clipped_sum_matches_the_test_loop(batch):
     x, y = batch
     tf.keras.utils.set_random_seed(5)
     model = MODELS["mlp"]()
-    ours = lk.reference_clipped_sum(model, x[:4], y[:4], 0.5)
+    ours = lk.dp.reference_clipped_sum(model, x[:4], y[:4], 0.5)
     ref, _ = loop_reference(model, x[:4], y[:4], 0.5)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -176,12 +176,12 @@ def test_reference_clipped_sum_matches_the_test_loop(batch):
 
 def test_dp_audit_stays_below_the_accountant_and_sweep_calibrates():
     ds = lk.load_digits()
-    out = lk.dp_membership_experiment(
+    out = lk.experiments.dp_membership_experiment(
         ds, 300, noise_multiplier=1.0, epochs=5, batch_size=50, model_name="logistic", seed=0
     )
     assert out["audit"].epsilon_lower_bound <= out["epsilon"]
-    assert out["epsilon"] == pytest.approx(lk.dpsgd_epsilon(1.0, 50, 300, 5, 1e-5, steps=30))
-    rows = lk.privacy_utility_sweep(
+    assert out["epsilon"] == pytest.approx(lk.dp.dpsgd_epsilon(1.0, 50, 300, 5, 1e-5, steps=30))
+    rows = lk.experiments.privacy_utility_sweep(
         ds,
         [2.0],
         lambda: lk.build_model("logistic", ds.input_shape, ds.num_classes),

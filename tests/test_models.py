@@ -35,13 +35,15 @@ def test_seeded_models_are_identical():
 def test_training_learns_and_evaluate_matches_keras():
     lk.set_seed(0)
     ds = lk.load_digits()
-    model = lk.compile_model(lk.build_model("logistic", ds.input_shape, 10), learning_rate=0.5)
+    model = lk.models.compile_model(
+        lk.build_model("logistic", ds.input_shape, 10), learning_rate=0.5
+    )
     model.fit(ds.x_train, ds.y_train, epochs=5, batch_size=32, verbose=0)
-    loss, acc = lk.evaluate(model, ds.x_test, ds.y_test)
+    loss, acc = lk.models.evaluate(model, ds.x_test, ds.y_test)
     k_loss, k_acc = model.evaluate(ds.x_test, ds.y_test, verbose=0)
     assert acc > 0.85
     assert loss == pytest.approx(k_loss, rel=1e-4) and acc == pytest.approx(k_acc, abs=1e-6)
-    per_ex = lk.per_example_loss(model, ds.x_test, ds.y_test)
+    per_ex = lk.models.per_example_loss(model, ds.x_test, ds.y_test)
     assert per_ex.shape == (len(ds.y_test),) and per_ex.mean() == pytest.approx(loss, rel=1e-5)
 
 
@@ -53,7 +55,7 @@ def test_set_seed_makes_numpy_and_tf_repeatable():
     lk.set_seed(5)
     b = (np.random.rand(), tf.random.uniform(()).numpy())
     assert a == b
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         lk.set_seed(-1)
 
 
@@ -65,12 +67,41 @@ def test_full_switch(monkeypatch):
 
 
 def test_plots_return_fig_and_axes_with_labels():
-    counts = lk.label_counts(
-        np.repeat(np.arange(10), 20), lk.partition_shards(np.repeat(np.arange(10), 20), 10)
+    counts = lk.data.label_counts(
+        np.repeat(np.arange(10), 20), lk.data.partition_shards(np.repeat(np.arange(10), 20), 10)
     )
-    fig, ax = lk.plot_label_distribution(counts)
+    fig, ax = lk.plots.plot_label_distribution(counts)
     assert ax.get_xlabel() == "client" and "examples" in ax.get_ylabel()
-    fig, ax = lk.plot_lines({"a": ([1, 2], [3, 4])}, "round", "accuracy", hlines={"target": 3.5})
+    fig, ax = lk.plots.plot_lines(
+        {"a": ([1, 2], [3, 4])}, "round", "accuracy", hlines={"target": 3.5}
+    )
     assert ax.get_legend() is not None and len(ax.lines) == 2
-    fig, ax = lk.plot_bars({"x": 1.0, "y": 2.0}, "seconds")
+    fig, ax = lk.plots.plot_bars({"x": 1.0, "y": 2.0}, "seconds")
     assert len(ax.patches) == 2
+
+
+def test_training_refuses_float_labels_and_nan_inputs():
+    ds = lk.data.subsample(lk.load_digits(), 100, 50, seed=0)
+    model = lk.build_model("logistic", ds.input_shape, 10)
+    with pytest.raises(lk.ParameterError, match="fractional"):
+        lk.models.train(model, ds.x_train, ds.y_train + 0.3, epochs=1)
+    bad = ds.x_train.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(lk.ParameterError, match="x must be finite"):
+        lk.models.evaluate(model, bad, ds.y_train)
+    with pytest.raises(lk.ParameterError, match="epochs must be an integer >= 1"):
+        lk.models.train(model, ds.x_train, ds.y_train, epochs=0)
+
+
+def test_plot_membership_and_marked_bars():
+    import numpy as np
+
+    audit = lk.attacks.loss_threshold_attack(np.full(5, 0.01), np.linspace(0.001, 2, 5))
+    fig, axes = lk.plots.plot_membership(np.full(5, 0.01), np.linspace(0.001, 2, 5), audit)
+    assert len(axes) == 2 and axes[0].get_xlabel() == "log10 cross-entropy loss"
+    assert f"AUC {audit.auc:.2f}" in axes[1].get_legend_handles_labels()[1][0]
+    fig, ax = lk.plots.plot_marked_bars({"x": 1.0, "y": 100.0}, ["y"], "s", "extrapolated")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["x", "y (extrapolated)"]
+    assert [p.get_hatch() for p in ax.patches] == [None, "//"]
+    assert ax.get_xscale() == "log"

@@ -16,10 +16,10 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def results_block() -> str:
     """Return the Markdown between the README's result markers."""
-    rows = lk.cost_summary(ROOT / "benchmarks" / "results")
+    rows = lk.results.cost_summary(ROOT / "benchmarks" / "results")
     for r in rows:
         r["source"] = f"`{r['source']}`"
-    table = lk.format_table(rows, ["technique", "measure", "value", "unit", "source"])
+    table = lk.results.format_table(rows, ["technique", "measure", "value", "unit", "source"])
     return f"{START}\n{table}\n{END}"
 
 

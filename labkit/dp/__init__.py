@@ -2,8 +2,6 @@
 
 from labkit.dp.accounting import *  # noqa: F403
 from labkit.dp.accounting import __all__ as _accounting_all
-from labkit.dp.audit import *  # noqa: F403
-from labkit.dp.audit import __all__ as _audit_all
 from labkit.dp.dpsgd import *  # noqa: F403
 from labkit.dp.dpsgd import __all__ as _dpsgd_all
 from labkit.dp.fedavg import *  # noqa: F403
@@ -11,4 +9,4 @@ from labkit.dp.fedavg import __all__ as _fedavg_all
 from labkit.dp.mechanisms import *  # noqa: F403
 from labkit.dp.mechanisms import __all__ as _mechanisms_all
 
-__all__ = [*_mechanisms_all, *_accounting_all, *_dpsgd_all, *_audit_all, *_fedavg_all]
+__all__ = [*_mechanisms_all, *_accounting_all, *_dpsgd_all, *_fedavg_all]

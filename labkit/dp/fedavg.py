@@ -22,16 +22,15 @@ import math
 import dp_accounting
 import numpy as np
 
+from labkit.aggregation import Aggregator, flatten_weights, unflatten_weights
 from labkit.config import make_rng
 from labkit.dp.accounting import check_delta, dpsgd_event, make_accountant
-from labkit.fl import Aggregator, flatten_weights, unflatten_weights
 
 __all__ = [
     "clip_update",
     "dpfedavg_event",
     "dpfedavg_epsilon",
     "DPFedAvgAggregator",
-    "federated_membership_experiment",
 ]
 
 
@@ -214,54 +213,3 @@ class DPFedAvgAggregator(Aggregator):
             f"{self.noise_multiplier}, clients_per_round={self.clients_per_round}, "
             f"noise_at={self.noise_at!r})"
         )
-
-
-def federated_membership_experiment(
-    ds,
-    aggregator: Aggregator,
-    num_members: int = 500,
-    num_clients: int = 10,
-    num_rounds: int = 40,
-    local_epochs: int = 5,
-    batch_size: int = 10,
-    learning_rate: float = 0.1,
-    model_name: str = "2nn",
-    small: bool = True,
-    seed: int = 0,
-) -> dict:
-    """Train FedAvg (every client, every round) on ``num_members`` examples; audit membership.
-
-    The members are split IID over ``num_clients`` clients; as many other training examples are
-    the non-members (the same random split as ``dp_membership_experiment`` with the same seed).
-    Few examples, many local epochs: a setting where a plain model memorises its members.
-    """
-    from labkit.attacks import audit_model, member_split
-    from labkit.data import partition_iid
-    from labkit.fl import client_datasets, fedavg
-    from labkit.models import build_model
-
-    members, nonmembers = member_split(ds, num_members, seed)
-    clients = client_datasets(*members, partition_iid(members[1], num_clients, seed=seed))
-    model = build_model(model_name, ds.input_shape, ds.num_classes, small=small, seed=seed)
-    history = fedavg(
-        model,
-        clients,
-        num_rounds,
-        client_fraction=1.0,
-        local_epochs=local_epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        aggregator=aggregator,
-        test_data=(ds.x_test, ds.y_test),
-        eval_every=num_rounds,
-        seed=seed,
-    )
-    audit, member_losses, nonmember_losses = audit_model(model, members, nonmembers)
-    return {
-        "model": model,
-        "audit": audit,
-        "history": history,
-        "test_accuracy": history.final_accuracy,
-        "member_losses": member_losses,
-        "nonmember_losses": nonmember_losses,
-    }

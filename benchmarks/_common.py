@@ -1,0 +1,120 @@
+"""The scaffold every benchmark shares: file naming, machine info, one JSON shape, tables.
+
+Every results file is ``{"meta": {...}, "rows": [...]}``: ``meta`` holds the machine, its load,
+the library versions, the date, the mode (quick/full) and the benchmark's settings; ``rows``
+holds one flat dict per measurement, with fields to select on (``lk.results.load_rows(name,
+**fields)``) rather than display strings. A file with several tables tags each row with
+``table``. Quick runs write ``<name>_quick.json`` (untracked), so they never overwrite a full run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import labkit as lk
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_VERSIONS = ("tensorflow", "numpy", "dp-accounting", "tensorflow-privacy", "phe", "gmpy2",
+             "tenseal", "flwr")  # fmt: skip
+
+
+def results_path(name: str, full: bool | None = None) -> Path:
+    """Return ``results/<name>.json`` in full mode, ``results/<name>_quick.json`` otherwise."""
+    full = lk.is_full() if full is None else full
+    return RESULTS / (f"{name}.json" if full else f"{name}_quick.json")
+
+
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo (or the platform's machine type)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def machine_meta() -> dict:
+    """Machine, load and versions, recorded with every result (ratios depend on them)."""
+    versions = {}
+    for pkg in _VERSIONS:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "versions": versions,
+    }
+
+
+def write_results(
+    name: str, rows: list[dict], meta: dict | None = None, full: bool | None = None
+) -> Path:
+    """Write ``{"meta": machine + mode + meta, "rows": rows}`` to the mode's results file."""
+    full = lk.is_full() if full is None else full
+    path = results_path(name, full)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = {"meta": {**machine_meta(), "mode": "full" if full else "quick", **(meta or {})}}
+    out["rows"] = rows
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return path
+
+
+def read_rows(name: str, full: bool | None = None) -> list[dict]:
+    """Return the rows already recorded in the mode's results file ([] if none)."""
+    path = results_path(name, full)
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
+def print_table(rows: list[dict], columns: list[str], precision: int = 3) -> None:
+    """Print ``rows`` as a Markdown table of ``columns`` (the library's table helper)."""
+    print(lk.results.format_table(rows, columns, precision=precision))
+
+
+def peak_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's measured float32 matmul throughput (GFLOP/s): best of an n^3 TF matmul.
+
+    The yardstick for ``fraction_of_peak``: a large dense matmul is as close to the CPU's limit
+    as TensorFlow gets, so work / time / this says how far a technique runs from that limit.
+    """
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal((n, n), seed=(1, 2))
+    b = tf.random.stateless_normal((n, n), seed=(3, 4))
+    tf.matmul(a, b).numpy()  # warm-up: thread pool, kernels
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def dense_training_flops(model, num_examples: int) -> int:
+    """FLOPs of one SGD pass of a Flatten + Dense model over ``num_examples`` examples.
+
+    Per layer with an (i x o) kernel: 2io forward, 2io for the kernel's gradient, and 2io for the
+    input's gradient except at the first layer (nothing needs it). Biases and activations are
+    O(o) and left out: this is the matmul work, the part a peak matmul rate bounds.
+    """
+    import tensorflow as tf
+
+    kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+    if not kernels or any(not isinstance(la, tf.keras.layers.Dense | tf.keras.layers.Flatten)
+                          for la in model.layers):  # fmt: skip
+        raise ValueError("dense_training_flops counts Flatten + Dense models only")
+    io = [int(k.shape[0]) * int(k.shape[1]) for k in kernels]
+    return num_examples * (6 * sum(io) - 2 * io[0])
