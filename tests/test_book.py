@@ -74,6 +74,9 @@ def test_toc_lists_exactly_the_chapters():
     assert listed == sorted(listed), "chapters are listed in their numbered order"
     for name in [toc["root"], *listed]:
         assert list(NOTEBOOKS.glob(f"{name}.*")), f"_toc.yml lists a missing file: {name}"
+    intro = (NOTEBOOKS / "intro.md").read_text()
+    unmapped = [name for name in CHAPTERS if f"]({name}.ipynb)" not in intro]
+    assert not unmapped, f"add these chapters to the chapter map in notebooks/intro.md: {unmapped}"
 
 
 def test_run_notebooks_keeps_widget_state():
