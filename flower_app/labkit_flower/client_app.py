@@ -8,6 +8,7 @@ because Flower 1.23's SecAgg+ (``secaggplus_mod``) still speaks the legacy fit m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -19,7 +20,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.common.differential_privacy_constants import KEY_CLIPPING_NORM
 
-from .task import TaskConfig, build_model, load_data, load_partitions
+from .task import TaskConfig, build_model, load_data, load_partitions, process_age
 
 __all__ = ["make_client_app", "make_secagg_client_app", "app", "secagg_app"]
 
@@ -96,17 +97,20 @@ def make_client_app(cfg: TaskConfig | None = None, partitions: Sequence | None =
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         """Train from the received weights with labkit's client update; reply with new weights."""
+        age = process_age()  # in a deployment: the fresh ClientApp process's start-up
         task = _config(context, cfg)
         pid = int(context.node_config["partition-id"])
         config = msg.content["config"]
         weights = msg.content["arrays"].to_numpy_ndarrays()
+        start = time.perf_counter()
         new_weights, n = _train(task, pid, weights, int(config["seed"]), partitions)
-        reply = RecordDict(
-            {
-                "arrays": ArrayRecord(new_weights),
-                "metrics": MetricRecord({"num-examples": n, "partition-id": pid}),
-            }
-        )
+        metrics = {
+            "num-examples": n,
+            "partition-id": pid,
+            "process-age": age,
+            "train-seconds": time.perf_counter() - start,
+        }
+        reply = RecordDict({"arrays": ArrayRecord(new_weights), "metrics": MetricRecord(metrics)})
         return Message(reply, reply_to=msg)
 
     return app

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .task import TaskConfig, build_model, check_partitions, load_data, load_partitions
+from .task import (
+    TaskConfig,
+    TaskConfigError,
+    build_model,
+    check_partitions,
+    load_data,
+    load_partitions,
+)
 
 __all__ = ["simulate", "labkit_loop", "labkit_clients"]
 
@@ -62,6 +69,10 @@ def simulate(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if variant == "secagg" and partitions is not None:
         raise ValueError("partitions can only be given with variant='fedavg'")
+    if variant == "secagg" and cfg.client_fraction != 1.0:
+        raise TaskConfigError(
+            f"client_fraction must be 1.0 for the SecAgg+ variant, got {cfg.client_fraction}"
+        )
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     from flwr.simulation import run_simulation
 
@@ -75,13 +86,17 @@ def simulate(
         server, client = make_server_app(cfg, record), make_client_app(cfg, partitions)
     else:
         server, client = make_secagg_server_app(cfg, record), make_secagg_client_app(cfg)
-    run_simulation(
-        server_app=server,
-        client_app=client,
-        num_supernodes=cfg.num_clients,
-        backend_name=backend,
-        backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
-    )
+    try:
+        run_simulation(
+            server_app=server,
+            client_app=client,
+            num_supernodes=cfg.num_clients,
+            backend_name=backend,
+            backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
+        )
+    except RuntimeError:
+        if record.error is None:  # not the ServerApp's own (recorded) failure
+            raise
     if record.error is None and len(record.rounds) < cfg.num_rounds:
         record.error = "the simulation stopped early; see Flower's log above"
     return record

@@ -10,6 +10,7 @@ worker thread of this process, one message at a time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from flwr.clientapp.client_app import ClientApp, ClientAppException
@@ -47,6 +48,9 @@ class InProcessBackend(Backend):
         """Run the ClientApp on ``message``; errors become ClientAppException (an error reply)."""
         if self.app_fn is None:
             raise ValueError("call build() before process_message()")
+        # A copy, as a real transport would deliver: mods such as secaggplus_mod edit the
+        # message they receive, and the engine hands every node the same record objects.
+        message = copy.deepcopy(message)
         try:
             return self.app_fn()(message, context), context
         except Exception as ex:

@@ -40,12 +40,15 @@ class RunRecord:
         self.bytes_up = self.bytes_down = 0
         self.setup_bytes_up = 0
         self.error: str | None = None
+        self.aggregated_rounds = 0  # SecAgg+: rounds whose secure sum succeeded
+        self.client_timings: list[dict] = []  # per round: mean ClientApp process age, training
         self._t0: float | None = None
 
     def start(self) -> None:
         """Start the clock (after start-up: imports, node discovery, tracing)."""
         self._t0 = time.perf_counter()
         self.setup_bytes_up, self.bytes_up, self.bytes_down = self.bytes_up, 0, 0
+        self.save()  # a deployment script sees start-up end here
 
     def round_done(self, server_round: int, accuracy: float, loss: float) -> None:
         """Record the central evaluation after ``server_round`` (0 = initial weights)."""
@@ -71,6 +74,8 @@ class RunRecord:
             initial_accuracy=self.initial_accuracy,
             bytes_up=self.bytes_up,
             bytes_down=self.bytes_down,
+            setup_bytes_up=self.setup_bytes_up,
+            client_timings=self.client_timings,
             error=self.error,
         )
         return out

@@ -120,9 +120,9 @@ class LabkitFedAvg(FedAvg):
     silently change the algorithm).
     """
 
-    def __init__(self, cfg: TaskConfig, node_of: dict[int, int]):
+    def __init__(self, cfg: TaskConfig, node_of: dict[int, int], record: RunRecord | None = None):
         super().__init__(fraction_evaluate=0.0, min_available_nodes=cfg.num_clients)
-        self.cfg, self.node_of = cfg, node_of
+        self.cfg, self.node_of, self.record = cfg, node_of, record
         self.plan = round_plan(cfg)
         self.chosen: list[int] = []
         self.current: list[np.ndarray] = []
@@ -165,6 +165,14 @@ class LabkitFedAvg(FedAvg):
             )
         # labkit's order (sorted partition ids), so the float64 sum matches bit for bit.
         ok.sort(key=lambda r: int(r.content["metrics"]["partition-id"]))
+        if self.record is not None:
+            metrics = [r.content["metrics"] for r in ok]
+            self.record.client_timings.append(
+                {
+                    key: float(np.mean([float(m.get(key, 0.0)) for m in metrics]))
+                    for key in ("process-age", "train-seconds")
+                }
+            )
         updates, counts = [], []
         for r in ok:
             new = r.content["arrays"].to_numpy_ndarrays()
@@ -219,7 +227,7 @@ def make_server_app(cfg: TaskConfig | None = None, record: RunRecord | None = No
             counting = CountingGrid(grid, rec)
             evaluate_fn = _evaluator(task, rec)  # imports TF before the clock starts
             node_of = discover_nodes(counting, task, task.round_timeout)
-            strategy = _wrap_privacy(LabkitFedAvg(task, node_of), task)
+            strategy = _wrap_privacy(LabkitFedAvg(task, node_of, rec), task)
             initial = [v.numpy() for v in build_model(task).trainable_variables]
             rec.start()
             strategy.start(
@@ -270,7 +278,15 @@ def make_secagg_server_app(cfg: TaskConfig | None = None, record: RunRecord | No
 
             initial = [v.numpy() for v in build_model(task).trainable_variables]
             sizes = [len(p) for p in load_partitions(task)]
-            strategy = LegacyFedAvg(
+
+            class _CountingFedAvg(LegacyFedAvg):
+                def aggregate_fit(self, server_round, results, failures):
+                    aggregated = super().aggregate_fit(server_round, results, failures)
+                    if aggregated[0] is not None:
+                        rec.aggregated_rounds += 1
+                    return aggregated
+
+            strategy = _CountingFedAvg(
                 fraction_fit=1.0,
                 fraction_evaluate=0.0,
                 min_fit_clients=task.num_clients,
@@ -292,6 +308,12 @@ def make_secagg_server_app(cfg: TaskConfig | None = None, record: RunRecord | No
             )
             rec.start()
             DefaultWorkflow(fit_workflow=secagg)(counting, legacy)
+            if rec.aggregated_rounds < task.num_rounds:
+                # The workflow logs "Secure aggregation halted" and carries on with the old model.
+                raise RoundFailedError(
+                    f"SecAgg+ aggregated {rec.aggregated_rounds} of {task.num_rounds} rounds; "
+                    "see Flower's log for the stage that halted"
+                )
 
         _run_and_record(body, task, context, record)
 

@@ -132,6 +132,18 @@ def check_partitions(partitions, num_clients: int | None = None) -> None:
             )
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux /proc; 0.0 where unavailable)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = float(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @lru_cache(maxsize=4)
 def load_data(num_train: int, num_test: int, seed: int):
     """Return labkit's MNIST, subsampled as quick mode does (0 = whole split), cached."""
