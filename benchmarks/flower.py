@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "flower_app"))  # deploy.py lives beside the app package
 
 from deploy import deploy  # noqa: E402
-from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
-from labkit_flower.task import TaskConfig, epsilon  # noqa: E402
 
 import labkit as lk  # noqa: E402
+from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
+from labkit_flower.task import TaskConfig, epsilon  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 KEYS = (

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-node-after-round", type=int, default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
+    # A plain `kill` (SIGTERM) also runs deploy()'s clean-up, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = TaskConfig(
         num_clients=args.num_clients,
         num_rounds=args.num_rounds,

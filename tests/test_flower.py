@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "flower_app"))
 
 from deploy import deploy  # noqa: E402
-from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
-from labkit_flower.task import TaskConfig, TaskConfigError, round_plan  # noqa: E402
 
 import labkit as lk  # noqa: E402
+from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
+from labkit_flower.task import TaskConfig, TaskConfigError, round_plan  # noqa: E402
 
 # A small model, few clients, few rounds: the same task in every test below.
 SMALL = TaskConfig(num_clients=4, client_fraction=0.5, num_rounds=3, num_train=1200, num_test=500)

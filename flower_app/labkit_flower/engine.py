@@ -8,6 +8,7 @@ Engine (``flwr.simulation.run_simulation``, Ray backend) and returns the ``RunRe
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 from .task import (
@@ -87,13 +88,16 @@ def simulate(
     else:
         server, client = make_secagg_server_app(cfg, record), make_secagg_client_app(cfg)
     try:
-        run_simulation(
-            server_app=server,
-            client_app=client,
-            num_supernodes=cfg.num_clients,
-            backend_name=backend,
-            backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
-        )
+        with warnings.catch_warnings():
+            # Flower's in-memory engine draws node ids with a deprecated random.randint call.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            run_simulation(
+                server_app=server,
+                client_app=client,
+                num_supernodes=cfg.num_clients,
+                backend_name=backend,
+                backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
+            )
     except RuntimeError:
         if record.error is None:  # not the ServerApp's own (recorded) failure
             raise
