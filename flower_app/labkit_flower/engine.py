@@ -7,6 +7,7 @@ Engine (``flwr.simulation.run_simulation``, Ray backend) and returns the ``RunRe
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ def simulate(
     partitions: Sequence | None = None,
     backend: str = "inprocess",
     num_cpus: int | None = None,
+    verbose: bool = True,
 ):
     """Run ``cfg`` on Flower's Simulation Engine with ``num_clients`` virtual SuperNodes.
 
@@ -59,6 +61,7 @@ def simulate(
         backend: ``'inprocess'`` (ClientApps run in this process; see ``inprocess.py``) or
             ``'ray'`` (Flower's default: one worker process per actor).
         num_cpus: CPUs Ray may use (default: all).
+        verbose: False shows only Flower's errors (it logs every message at INFO).
 
     Returns:
         the ``RunRecord`` (accuracy per round, seconds, bytes; ``error`` if the run failed).
@@ -87,17 +90,20 @@ def simulate(
         server, client = make_server_app(cfg, record), make_client_app(cfg, partitions)
     else:
         server, client = make_secagg_server_app(cfg, record), make_secagg_client_app(cfg)
+    # Flower's in-memory engine draws node ids with a deprecated random.randint call.
+    warnings.filterwarnings(
+        "ignore", message="non-integer arguments to randrange", category=DeprecationWarning
+    )
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.ERROR)  # after flwr set its own level
     try:
-        with warnings.catch_warnings():
-            # Flower's in-memory engine draws node ids with a deprecated random.randint call.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            run_simulation(
-                server_app=server,
-                client_app=client,
-                num_supernodes=cfg.num_clients,
-                backend_name=backend,
-                backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
-            )
+        run_simulation(
+            server_app=server,
+            client_app=client,
+            num_supernodes=cfg.num_clients,
+            backend_name=backend,
+            backend_config=_backend_config(backend, num_cpus or os.cpu_count() or 1),
+        )
     except RuntimeError:
         if record.error is None:  # not the ServerApp's own (recorded) failure
             raise

@@ -229,6 +229,11 @@ def make_server_app(cfg: TaskConfig | None = None, record: RunRecord | None = No
             node_of = discover_nodes(counting, task, task.round_timeout)
             strategy = _wrap_privacy(LabkitFedAvg(task, node_of, rec), task)
             initial = [v.numpy() for v in build_model(task).trainable_variables]
+            if task.privacy != "none":
+                # Flower's DP wrappers draw noise from NumPy's global generator, which building
+                # the seeded model just reset: reseed it from OS entropy so the noise is not a
+                # replayable sequence (it is still Mersenne Twister, not a secure sampler).
+                np.random.seed()
             rec.start()
             strategy.start(
                 grid=counting,
