@@ -89,6 +89,7 @@ def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
                 "fedavg_rounds",
             )
         )
+    speed = (speed or {}).get("meta") if isinstance(speed, dict) and "meta" in speed else speed
     if speed and speed.get("speedup"):
         out.append(
             _row(

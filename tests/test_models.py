@@ -55,7 +55,7 @@ def test_set_seed_makes_numpy_and_tf_repeatable():
     lk.set_seed(5)
     b = (np.random.rand(), tf.random.uniform(()).numpy())
     assert a == b
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         lk.set_seed(-1)
 
 
@@ -78,6 +78,19 @@ def test_plots_return_fig_and_axes_with_labels():
     assert ax.get_legend() is not None and len(ax.lines) == 2
     fig, ax = lk.plots.plot_bars({"x": 1.0, "y": 2.0}, "seconds")
     assert len(ax.patches) == 2
+
+
+def test_training_refuses_float_labels_and_nan_inputs():
+    ds = lk.data.subsample(lk.load_digits(), 100, 50, seed=0)
+    model = lk.build_model("logistic", ds.input_shape, 10)
+    with pytest.raises(lk.ParameterError, match="fractional"):
+        lk.models.train(model, ds.x_train, ds.y_train + 0.3, epochs=1)
+    bad = ds.x_train.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(lk.ParameterError, match="x must be finite"):
+        lk.models.evaluate(model, bad, ds.y_train)
+    with pytest.raises(lk.ParameterError, match="epochs must be an integer >= 1"):
+        lk.models.train(model, ds.x_train, ds.y_train, epochs=0)
 
 
 def test_plot_membership_and_marked_bars():

@@ -109,12 +109,15 @@ def results(tmp_path):
         (
             "fedavg_speed",
             {
-                "speedup": 12.5,
-                "model": "2nn",
-                "num_clients": 100,
-                "clients_per_round": 10,
-                "local_epochs": 1,
-                "batch_size": 10,
+                "meta": {
+                    "speedup": 12.5,
+                    "model": "2nn",
+                    "num_clients": 100,
+                    "clients_per_round": 10,
+                    "local_epochs": 1,
+                    "batch_size": 10,
+                },
+                "rows": [],
             },
         ),
     ]:
