@@ -273,3 +273,40 @@ def rounds_table(rows: list[dict]) -> str:
             f"| {ratio(fedsgd(r, 'paper_rounds'), paper)} | {r['best_accuracy']:.4f} |"
         )
     return "\n".join(lines)
+
+
+# --- chapters 02 and 05 (federated learning, combining) -----------------------------------
+
+
+def history_rows(histories: dict, target: float) -> list[dict]:
+    """Return one display row per ``{(partition, method): FLHistory}``: final accuracy, rounds.
+
+    "rounds to target" is the first evaluated round at or above ``target``, or "not reached".
+    """
+    rows = []
+    for (partition, method), h in histories.items():
+        reached = h.rounds_to(target)
+        rows.append(
+            {
+                "partition": partition,
+                "method": method,
+                "final accuracy": f"{h.final_accuracy:.3f}",
+                f"rounds to {target:.0%}": "not reached" if reached is None else reached,
+            }
+        )
+    return rows
+
+
+def combining_rows(rows: list[dict]) -> list[dict]:
+    """Return ``combining`` benchmark rows formatted for display ("–" where there is no epsilon)."""
+    return [
+        {
+            "method": r["method"],
+            "clients": r["num_clients"],
+            "accuracy": f"{r['test_accuracy']:.4f}",
+            "epsilon": "–" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+            "seconds": f"{r['seconds']:.1f}",
+            "bytes up / client / round": f"{r['bytes_up_per_client_per_round']:,}",
+        }
+        for r in rows
+    ]
