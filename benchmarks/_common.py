@@ -80,3 +80,41 @@ def read_rows(name: str, full: bool | None = None) -> list[dict]:
 def print_table(rows: list[dict], columns: list[str], precision: int = 3) -> None:
     """Print ``rows`` as a Markdown table of ``columns`` (the library's table helper)."""
     print(lk.results.format_table(rows, columns, precision=precision))
+
+
+def peak_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's measured float32 matmul throughput (GFLOP/s): best of an n^3 TF matmul.
+
+    The yardstick for ``fraction_of_peak``: a large dense matmul is as close to the CPU's limit
+    as TensorFlow gets, so work / time / this says how far a technique runs from that limit.
+    """
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal((n, n), seed=(1, 2))
+    b = tf.random.stateless_normal((n, n), seed=(3, 4))
+    tf.matmul(a, b).numpy()  # warm-up: thread pool, kernels
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def dense_training_flops(model, num_examples: int) -> int:
+    """FLOPs of one SGD pass of a Flatten + Dense model over ``num_examples`` examples.
+
+    Per layer with an (i x o) kernel: 2io forward, 2io for the kernel's gradient, and 2io for the
+    input's gradient except at the first layer (nothing needs it). Biases and activations are
+    O(o) and left out: this is the matmul work, the part a peak matmul rate bounds.
+    """
+    import tensorflow as tf
+
+    kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+    if not kernels or any(not isinstance(la, tf.keras.layers.Dense | tf.keras.layers.Flatten)
+                          for la in model.layers):  # fmt: skip
+        raise ValueError("dense_training_flops counts Flatten + Dense models only")
+    io = [int(k.shape[0]) * int(k.shape[1]) for k in kernels]
+    return num_examples * (6 * sum(io) - 2 * io[0])

@@ -2,11 +2,13 @@
 
 Every variant runs the same ``labkit.fl.fedavg`` loop with a different aggregator, from the same
 initial weights and the same client sampling seed, so the rows differ only in the aggregator.
-Rows: ``method, test_accuracy, num_rounds, epsilon, delta, seconds, bytes_up_per_client_per_round``
-(+ settings and the accuracy curve). ``epsilon`` is user-level (dp-accounting, RDP, Poisson
-client sampling at q = clients_per_round / num_clients); null for the non-DP rows.
-``accounting`` lists epsilon for the same noise on the mean update with more and more clients:
-user-level DP needs many users; with 100 it is weak.
+The results file is ``{"meta": settings + machine, "rows": [...]}`` (``benchmarks/_common.py``)
+with two tables. ``table="runs"``: one row per variant, ``method, test_accuracy, num_rounds,
+epsilon, delta, seconds, bytes_up_per_client_per_round`` (+ the accuracy curve), selected by
+``secure_aggregation`` / ``dp`` (booleans), ``num_clients`` and ``noise_multiplier``. ``epsilon``
+is user-level (dp-accounting, RDP, Poisson client sampling at q = clients_per_round /
+num_clients); null for the non-DP rows. ``table="accounting"``: epsilon for the same noise on
+the mean update with more and more clients: user-level DP needs many users; with 100 it is weak.
 
 Usage:
     uv run python benchmarks/combining.py              # quick: 6000-example subset, 1024-bit key
@@ -15,18 +17,14 @@ Usage:
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _common import print_table, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = (
     "method",
     "test_accuracy",
@@ -88,6 +86,9 @@ def run_one(method: str, ds, clients, cfg: dict, aggregator, bytes_up: int, dp=N
     seconds = time.perf_counter() - start
     m = lk.fl.num_sampled_clients(len(clients), cfg["client_fraction"])
     row = {
+        "table": "runs",
+        "secure_aggregation": "secure" in method,
+        "dp": dp is not None,
         "method": method,
         "test_accuracy": hist.final_accuracy,
         "num_rounds": hist.rounds[-1],
@@ -126,6 +127,7 @@ def accounting_rows(cfg: dict, clients_per_round: int = 100, noise_multiplier: f
         for num_rounds in (cfg["num_rounds"], 1_000):
             rows.append(
                 {
+                    "table": "accounting",
                     "num_clients": num_clients,
                     "clients_per_round": clients_per_round,
                     "noise_multiplier": noise_multiplier,
@@ -194,33 +196,13 @@ def main() -> None:
         run_one(f"DP-FedAvg z={z:g}, {len(many)} clients", ds, many, cfg, dp, plain_bytes, dp)
     )
 
-    out = {
-        "mode": "full" if lk.is_full() else "quick",
-        "settings": cfg,
-        "keygen_seconds": keygen_seconds,
-        "machine": {"platform": platform.platform(), "load_average": list(os.getloadavg())},
-        "rows": rows,
-        "accounting": accounting_rows(cfg),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    name = "combining.json" if lk.is_full() else "combining_quick.json"
-    (RESULTS / name).write_text(json.dumps(out, indent=1))
-
-    head = "| method | clients | test accuracy | rounds | epsilon | seconds | bytes up/client/rnd |"
-    print(head)
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
-        print(
-            f"| {r['method']} | {r['num_clients']} | {r['test_accuracy']:.4f} | {r['num_rounds']} "
-            f"| {eps} | {r['seconds']:.1f} | {r['bytes_up_per_client_per_round']:,} |"
-        )
+    accounting = accounting_rows(cfg)
+    path = write_results("combining", rows + accounting, {**cfg, "keygen_seconds": keygen_seconds})
+    print_table(rows, ["method", "num_clients", "test_accuracy", "num_rounds", "epsilon",
+                       "seconds", "bytes_up_per_client_per_round"], precision=4)  # fmt: skip
     print(f"\nuser-level epsilon at delta={cfg['delta']:g}, m=100 clients per round, z=1:")
-    print("| num_clients | q | num_rounds | epsilon |\n|---|---|---|---|")
-    for a in out["accounting"]:
-        q = a["clients_per_round"] / a["num_clients"]
-        print(f"| {a['num_clients']:,} | {q:g} | {a['num_rounds']} | {a['epsilon']:.3g} |")
-    print(f"\nwrote {RESULTS / name}")
+    print_table(accounting, ["num_clients", "clients_per_round", "num_rounds", "epsilon"])
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

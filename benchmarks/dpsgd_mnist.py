@@ -7,23 +7,21 @@ Recipe: Tramer & Boneh (2021)'s end-to-end tanh CNN, Poisson sampling with expec
 l2_norm_clip 0.1, SGD with momentum 0.9 and learning rate 0.5, the noise multiplier calibrated by
 dp-accounting's RDP accountant so the whole run meets the target epsilon. Each configuration is
 written to JSON as soon as it finishes, so an interrupted run keeps what it measured. The full run
-writes benchmarks/results/dpsgd_mnist.json; the quick run writes dpsgd_mnist_quick.json.
+writes benchmarks/results/dpsgd_mnist.json; the quick run writes dpsgd_mnist_quick.json. The file
+is ``{"meta": machine + num_train, "rows": [...]}``; rows have ``method`` "DP-SGD" or
+"non-private" (epsilon null) to select on.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from _common import print_table, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DELTA = 1e-5
 BATCH_SIZE = 512
 L2_NORM_CLIP = 0.1
@@ -42,8 +40,7 @@ def main() -> None:
     if not full:
         ds = lk.data.subsample(ds, num_train=10_000, num_test=2_000, seed=0)
     n = len(ds.x_train)
-    out = RESULTS / ("dpsgd_mnist.json" if full else "dpsgd_mnist_quick.json")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"num_train": n}
     rows: list[dict] = []
     configs = FULL_CONFIGS if full else QUICK_CONFIGS
     for target, epochs in configs:
@@ -76,6 +73,7 @@ def main() -> None:
         )
         rows.append(
             {
+                "method": "DP-SGD",
                 "epsilon": hist.epsilon[-1],
                 "delta": DELTA,
                 "test_accuracy": hist.test_accuracy[-1],
@@ -99,16 +97,14 @@ def main() -> None:
                 "learning_rate": LEARNING_RATE,
                 "momentum": MOMENTUM,
                 "model": "dp_cnn (Tramer & Boneh 2021, tanh)",
-                "num_train": n,
                 "history": {
                     "epoch": hist.epochs,
                     "epsilon": hist.epsilon,
                     "test_accuracy": hist.test_accuracy,
                 },
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
             }
         )
-        out.write_text(json.dumps(rows, indent=1))
+        write_results("dpsgd_mnist", rows, meta)
     # Non-private reference: same model, same batch size, plain SGD with momentum.
     lk.set_seed(0)
     model = lk.dp.dp_cnn(ds.input_shape, ds.num_classes)
@@ -122,6 +118,7 @@ def main() -> None:
     model.fit(ds.x_train, ds.y_train, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
     rows.append(
         {
+            "method": "non-private",
             "epsilon": None,
             "delta": None,
             "test_accuracy": lk.models.evaluate(model, ds.x_test, ds.y_test)[1],
@@ -130,19 +127,12 @@ def main() -> None:
             "l2_norm_clip": None,
             "batch_size": BATCH_SIZE,
             "minutes": (time.perf_counter() - start) / 60,
-            "method": "non-private",
-            "num_train": n,
         }
     )
-    out.write_text(json.dumps(rows, indent=1))
-    print("\n| epsilon | delta | test accuracy | epochs | noise_multiplier | minutes |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        eps = "inf (non-private)" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
-        print(
-            f"| {eps} | {r['delta']} | {r['test_accuracy']:.4f} | {r['epochs']} | "
-            f"{r['noise_multiplier']:.3f} | {r['minutes']:.1f} |"
-        )
+    out = write_results("dpsgd_mnist", rows, meta)
+    print()
+    print_table(rows, ["method", "epsilon", "delta", "test_accuracy", "epochs",
+                       "noise_multiplier", "minutes"], precision=4)  # fmt: skip
     print(f"\nwrote {out}  (mean test accuracy {np.mean([r['test_accuracy'] for r in rows]):.4f})")
 
 

@@ -8,7 +8,9 @@ days here). Each configuration stops at the round that reaches the target or at 
 (then ``rounds`` is null). Writes
 ``benchmarks/results/fedavg_rounds.json`` after every configuration (quick mode writes
 ``fedavg_rounds_quick.json``: a small subsample, seconds, for checking the script) and prints a
-Markdown table with the paper's numbers beside ours.
+Markdown table with the paper's numbers beside ours. The file is ``{"meta": {...}, "rows": [...]}``;
+select rows on ``model``, ``scheme`` ("iid" / "shards", the ``lk.data.partition`` name),
+``method`` ("FedSGD" / "FedAvg") and ``E``.
 
 Usage: LABKIT_FULL=1 uv run python benchmarks/fedavg_rounds.py [--models 2nn,cnn] [--partitions iid]
 """
@@ -16,14 +18,15 @@ Usage: LABKIT_FULL=1 uv run python benchmarks/fedavg_rounds.py [--models 2nn,cnn
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
+
+from _common import read_rows, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Settings every row shares: recorded once, in the file's meta.
+NUM_CLIENTS, CLIENT_FRACTION = 100, 0.1
 
 # McMahan et al. 2017 (AISTATS camera-ready), MNIST, C = 0.1: rounds to target, IID / pathological
 # non-IID. The CNN rows are Table 2. The paper's Table 2 has no 2NN rows: the 2NN's E = 1 rows at
@@ -76,16 +79,16 @@ def _key(row: dict) -> tuple:
 
 def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
     """Run the configurations; merge into the JSON after each one; return all its rows."""
-    out = RESULTS / ("fedavg_rounds.json" if full else "fedavg_rounds_quick.json")
     # Keep rows of other models/partitions from earlier runs, so --models cnn adds to the 2NN rows.
-    kept = json.loads(out.read_text()) if out.is_file() else []
+    kept = read_rows("fedavg_rounds", full)
     ds = lk.load_mnist() if full else lk.data.subsample(lk.load_mnist(), 6000, 2000, seed=0)
-    num_clients = 100
+    meta = {"num_clients": NUM_CLIENTS, "client_fraction": CLIENT_FRACTION,
+            "num_train": int(len(ds.y_train))}  # fmt: skip
     rows: list[dict] = []
     for model_name in models:
         target = TARGET[model_name] if full else 0.85
         for scheme in schemes:
-            parts = lk.data.partition(ds.y_train, num_clients, scheme, seed=0)
+            parts = lk.data.partition(ds.y_train, NUM_CLIENTS, scheme, seed=0)
             clients = lk.fl.client_datasets(ds.x_train, ds.y_train, parts)
             for method, epochs, batch, lr, budget_iid, budget_non in CONFIGS[model_name]:
                 budget = (budget_iid if scheme == "iid" else budget_non) if full else 30
@@ -96,7 +99,7 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                     model,
                     clients,
                     budget,
-                    client_fraction=0.1,
+                    client_fraction=CLIENT_FRACTION,
                     local_epochs=epochs,
                     batch_size=batch,
                     learning_rate=lr,
@@ -109,6 +112,7 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                 row = {
                     "model": model_name,
                     "partition": "iid" if scheme == "iid" else "pathological non-iid",
+                    "scheme": scheme,
                     "method": "FedSGD" if batch is None else "FedAvg",
                     "E": epochs,
                     "B": "all" if batch is None else batch,
@@ -120,9 +124,6 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                     "final_accuracy": hist.final_accuracy,
                     "bytes_up": hist.bytes_up[-1],
                     "seconds": round(time.perf_counter() - start, 1),
-                    "num_clients": num_clients,
-                    "client_fraction": 0.1,
-                    "num_train": int(len(ds.y_train)),
                     "accuracy_curve": [round(a, 4) for a in hist.test_accuracy],
                 }
                 rows.append(row)
@@ -142,7 +143,7 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
                         else (None, None)
                     )
                 merged.sort(key=lambda r: list(CONFIGS).index(r["model"]))  # 2NN rows first
-                out.write_text(json.dumps(merged, indent=1) + "\n")
+                write_results("fedavg_rounds", merged, meta, full)
     return merged
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labkit._checks import ParameterError, check_finite_array, check_float, check_int
+
 __all__ = [
     "roc_curve",
     "roc_auc",
@@ -21,12 +23,11 @@ __all__ = [
 
 def roc_curve(member_scores, nonmember_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(fpr, tpr, thresholds)`` for "member if score >= threshold", all thresholds."""
-    pos = np.asarray(member_scores, dtype=np.float64).ravel()
-    neg = np.asarray(nonmember_scores, dtype=np.float64).ravel()
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError("member_scores and nonmember_scores must both be non-empty")
-    if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg))):
-        raise ValueError("scores must be finite (no NaN or inf)")
+    pos = check_finite_array("member_scores", member_scores).ravel()
+    neg = check_finite_array("nonmember_scores", nonmember_scores).ravel()
+    for name, scores in (("member_scores", pos), ("nonmember_scores", neg)):
+        if scores.size == 0:
+            raise ParameterError(name, scores, "non-empty")
     scores = np.concatenate([pos, neg])
     is_member = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
     order = np.argsort(-scores, kind="stable")
@@ -49,8 +50,7 @@ def roc_auc(member_scores, nonmember_scores) -> float:
 
 def tpr_at_fpr(member_scores, nonmember_scores, max_fpr: float) -> float:
     """Return the best true-positive rate among thresholds with false-positive rate <= max_fpr."""
-    if not 0.0 <= max_fpr <= 1.0:
-        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr}")
+    max_fpr = check_float("max_fpr", max_fpr, 0.0, 1.0)
     fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
     return float(tpr[fpr <= max_fpr].max())
 
@@ -78,10 +78,8 @@ def empirical_epsilon(
     bound is rigorous when each score comes from an independent training run; on the scores of
     one run it is the usual heuristic audit (Steinke et al. 2023 make one-run audits rigorous).
     """
-    if not 0.0 <= delta < 1.0:
-        raise ValueError(f"delta must be in [0, 1), got {delta}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    delta = check_float("delta", delta, 0.0, 1.0, high_open=True)
+    confidence = check_float("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
     n_pos, n_neg = np.size(member_scores), np.size(nonmember_scores)
     fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
     alpha = 1.0 - confidence
@@ -280,12 +278,10 @@ def deep_leakage(
     from labkit.config import make_rng
 
     grads = _check_grads(model, grads)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    max_iter = check_int("max_iter", max_iter, 1)
     num_classes = int(model.output_shape[-1])
-    label = infer_label(model, grads) if label is None else int(label)
-    if not 0 <= label < num_classes:
-        raise ValueError(f"label must be in [0, {num_classes - 1}], got {label}")
+    label = infer_label(model, grads) if label is None else label
+    label = check_int("label", label, 0, num_classes - 1)
     shape = (1, *model.input_shape[1:])
     targets = [tf.constant(g) for g in grads]
     y = tf.constant([label], tf.int64)

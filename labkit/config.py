@@ -38,8 +38,9 @@ def scale(quick, full):
 
 def set_seed(seed: int = DEFAULT_SEED) -> np.random.Generator:
     """Seed Python, NumPy and TensorFlow once; return a NumPy generator for explicit use."""
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    from labkit._checks import check_int
+
+    seed = check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed)
     import tensorflow as tf  # lazy: the HE chapter does not need TensorFlow

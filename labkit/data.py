@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit._checks import check_choice, check_float, check_int, check_labels, check_positive
 from labkit.config import make_rng
 
 __all__ = [
@@ -103,8 +104,9 @@ def load_mnist() -> Dataset:
 
 
 def _split(x, y, test_fraction, seed):
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    test_fraction = check_float(
+        "test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True
+    )
     gen = make_rng(seed)
     order = gen.permutation(len(x))
     n_test = int(round(len(x) * test_fraction))
@@ -161,11 +163,7 @@ _LOADERS = {"mnist": load_mnist, "digits": load_digits, "breast_cancer": load_br
 
 def load_dataset(name: str, **kwargs) -> Dataset:
     """Load a data set by name: ``'mnist'``, ``'digits'`` or ``'breast_cancer'``."""
-    try:
-        loader = _LOADERS[name]
-    except KeyError:
-        raise ValueError(f"name must be one of {sorted(_LOADERS)}, got {name!r}") from None
-    return loader(**kwargs)
+    return _LOADERS[check_choice("name", name, sorted(_LOADERS))](**kwargs)
 
 
 def subsample(
@@ -176,8 +174,7 @@ def subsample(
     def take(x, y, n, what, gen):
         if n is None:
             return x, y
-        if not 1 <= n <= len(x):
-            raise ValueError(f"{what} must be in [1, {len(x)}], got {n}")
+        n = check_int(what, n, 1, len(x))
         idx = np.sort(gen.choice(len(x), size=n, replace=False))
         return x[idx], y[idx]
 
@@ -190,20 +187,16 @@ def subsample(
 # --- client partitions -------------------------------------------------------------------
 
 
-def _check_clients(num_examples: int, num_clients: int) -> None:
-    if not isinstance(num_clients, int | np.integer) or num_clients < 1:
-        raise ValueError(f"num_clients must be a positive integer, got {num_clients!r}")
-    if num_clients > num_examples:
-        raise ValueError(
-            f"num_clients must be in [1, {num_examples}] (one example per client at least), "
-            f"got {num_clients}"
-        )
+def _check_partition(labels, num_clients) -> tuple[np.ndarray, int]:
+    """Return 1-D integer labels and the client count, checked against each other."""
+    labels = check_labels("labels", labels)
+    num_clients = check_int("num_clients", num_clients, 1, max(len(labels), 1))
+    return labels, num_clients
 
 
 def partition_iid(labels: np.ndarray, num_clients: int, seed: int = 0) -> list[np.ndarray]:
     """Shuffle and split example indices into ``num_clients`` near-equal IID parts."""
-    labels = np.asarray(labels)
-    _check_clients(len(labels), num_clients)
+    labels, num_clients = _check_partition(labels, num_clients)
     order = make_rng(seed).permutation(len(labels))
     return [np.sort(part) for part in np.array_split(order, num_clients)]
 
@@ -212,10 +205,8 @@ def partition_shards(
     labels: np.ndarray, num_clients: int, shards_per_client: int = 2, seed: int = 0
 ) -> list[np.ndarray]:
     """Sort by label, cut equal shards, deal ``shards_per_client`` to each (McMahan et al. 2017)."""
-    labels = np.asarray(labels)
-    _check_clients(len(labels), num_clients)
-    if not isinstance(shards_per_client, int | np.integer) or shards_per_client < 1:
-        raise ValueError(f"shards_per_client must be a positive integer, got {shards_per_client!r}")
+    labels, num_clients = _check_partition(labels, num_clients)
+    shards_per_client = check_int("shards_per_client", shards_per_client, 1)
     num_shards = num_clients * shards_per_client
     if len(labels) % num_shards:
         raise ValueError(
@@ -239,15 +230,9 @@ def partition_dirichlet(
     max_tries: int = 100,
 ) -> list[np.ndarray]:
     """Split each class over clients with Dirichlet(``alpha``) proportions (Hsu et al. 2019)."""
-    labels = np.asarray(labels)
-    _check_clients(len(labels), num_clients)
-    if not np.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
-    if not 0 <= min_size <= len(labels) // num_clients:
-        raise ValueError(
-            f"min_size must be in [0, {len(labels) // num_clients}] for {num_clients} clients, "
-            f"got {min_size}"
-        )
+    labels, num_clients = _check_partition(labels, num_clients)
+    alpha = check_positive("alpha", alpha)
+    min_size = check_int("min_size", min_size, 0, len(labels) // num_clients)
     gen = make_rng(seed)
     classes = np.unique(labels)
     for _ in range(max_tries):
@@ -271,8 +256,7 @@ def partition_dirichlet(
 def partition(labels: np.ndarray, num_clients: int, scheme: str = "iid", seed: int = 0, **kwargs):
     """Partition by scheme name: ``'iid'``, ``'shards'`` (McMahan non-IID) or ``'dirichlet'``."""
     schemes = {"iid": partition_iid, "shards": partition_shards, "dirichlet": partition_dirichlet}
-    if scheme not in schemes:
-        raise ValueError(f"scheme must be one of {sorted(schemes)}, got {scheme!r}")
+    check_choice("scheme", scheme, sorted(schemes))
     return schemes[scheme](labels, num_clients, seed=seed, **kwargs)
 
 
@@ -280,7 +264,7 @@ def label_counts(
     labels: np.ndarray, partitions: list[np.ndarray], num_classes: int | None = None
 ) -> np.ndarray:
     """Return a ``(num_clients, num_classes)`` matrix of label counts per client."""
-    labels = np.asarray(labels)
+    labels = check_labels("labels", labels)
     if num_classes is None:
         num_classes = int(labels.max()) + 1
     return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])

@@ -7,6 +7,7 @@ the training step as an argument; the named ones only choose that step.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -109,24 +110,28 @@ def dp_membership_experiment(
     ``seed`` fixes the split and the initial weights; DP-SGD's batch sampling and noise come from
     a cryptographically seeded source unless ``noise_seed`` is given (for reproducible teaching).
     """
-    from labkit.dp import train_dpsgd
+    train = _dpsgd(l2_norm_clip, batch_size, epochs, learning_rate, momentum, delta, noise_seed)
 
     def fit(model, members):
-        hist = train_dpsgd(
-            model,
-            *members,
-            l2_norm_clip=l2_norm_clip,
-            noise_multiplier=noise_multiplier,
-            batch_size=batch_size,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            momentum=momentum,
-            delta=delta,
-            seed=noise_seed,
-        )
-        return {"epsilon": hist.epsilon[-1]}
+        return {"epsilon": train(model, *members, noise_multiplier=noise_multiplier).epsilon[-1]}
 
     return membership_experiment(ds, num_members, fit, model_name, small, delta, seed)
+
+
+def _dpsgd(l2_norm_clip, batch_size, epochs, learning_rate, momentum, delta, noise_seed):
+    """``train_dpsgd`` with everything but the model, data and noise multiplier fixed."""
+    from labkit.dp import train_dpsgd
+
+    return functools.partial(
+        train_dpsgd,
+        l2_norm_clip=l2_norm_clip,
+        batch_size=batch_size,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        delta=delta,
+        seed=noise_seed,
+    )
 
 
 def federated_membership_experiment(
@@ -191,27 +196,16 @@ def privacy_utility_sweep(
     """
     import tensorflow as tf
 
-    from labkit.dp import dpsgd_noise_multiplier, train_dpsgd
+    from labkit.dp import dpsgd_noise_multiplier
     from labkit.models import evaluate
 
+    train = _dpsgd(l2_norm_clip, batch_size, epochs, learning_rate, momentum, delta, noise_seed)
     rows = []
     for target in epsilons:
         sigma = dpsgd_noise_multiplier(target, batch_size, len(ds.x_train), epochs, delta)
         tf.keras.utils.set_random_seed(seed)
         model = model_fn()
-        hist = train_dpsgd(
-            model,
-            ds.x_train,
-            ds.y_train,
-            l2_norm_clip=l2_norm_clip,
-            noise_multiplier=sigma,
-            batch_size=batch_size,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            momentum=momentum,
-            delta=delta,
-            seed=noise_seed,
-        )
+        hist = train(model, ds.x_train, ds.y_train, noise_multiplier=sigma)
         rows.append(
             {
                 "target_epsilon": target,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Scenario", "Recommendation", "recommend"]
+__all__ = ["Scenario", "Recommendation", "recommend", "USER_DP_RISK"]
 
 FL, SECAGG, HE, DP_CENTRAL, DP_USER = (
     "federated learning",
@@ -27,6 +28,8 @@ class Scenario:
     computation: ``"training"`` (fit a model) or ``"statistics"`` (sums, means, counts).
     max_accuracy_loss: accuracy (fraction, e.g. 0.01) the project can give up for privacy;
         None when it does not matter.
+    num_parties: how many parties hold the data (10 hospitals, 10^6 phones); None if unknown.
+        User-level DP protects a whole party, so its price depends on this number.
     """
 
     data_distributed: bool
@@ -34,6 +37,7 @@ class Scenario:
     output_released: bool
     computation: str = "training"
     max_accuracy_loss: float | None = None
+    num_parties: int | None = None
 
     def __post_init__(self):
         if self.computation not in ("training", "statistics"):
@@ -44,6 +48,11 @@ class Scenario:
             raise ValueError(
                 f"max_accuracy_loss must be in [0, 1] or None, got {self.max_accuracy_loss}"
             )
+        if self.num_parties is not None and (
+            isinstance(self.num_parties, bool) or int(self.num_parties) != self.num_parties
+            or self.num_parties < 1
+        ):  # fmt: skip
+            raise ValueError(f"num_parties must be an integer >= 1 or None, got {self.num_parties}")
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,53 @@ class Recommendation:
         return "\n".join(lines)
 
 
-def recommend(scenario: Scenario, dp_accuracy_loss: float | None = None) -> Recommendation:
-    """Recommend techniques for ``scenario``; ``dp_accuracy_loss`` is a measured DP cost."""
+# Below this many parties the guide points to record-level DP: in benchmarks/combining.py, DP-FedAvg
+# at z=1 cost under one accuracy point with 1000 clients and several points with 100.
+FEW_PARTIES = 1000
+
+# What user-level DP leaves open, stated with every recommendation of it (chapters 05 and 07).
+USER_DP_RISK = (
+    "user-level DP protects a whole participant, and its price falls only with many "
+    "participants: with few (a consortium of hospitals) a usable model carries a large epsilon "
+    "(a weak bound) or loses much of its accuracy; the noise is added after aggregation, so the "
+    "party that adds it sees the exact sum (central DP) unless clients add it (distributed DP)"
+)
+
+
+def _user_dp_evidence(rows: Sequence[dict]) -> str:
+    """One sentence of measured user-level DP costs, e.g. from lk.results.user_dp_costs()."""
+    parts = []
+    for r in rows:
+        cost = (
+            f"{r['points_lost']:.1f} accuracy points lost"
+            if r.get("points_lost") is not None
+            else "accounted, not trained"
+        )
+        parts.append(
+            f"{r['num_clients']} clients ({r['clients_per_round']} per round): "
+            f"epsilon {r['epsilon']:.3g}, {cost}"
+        )
+    return "measured user-level DP: " + "; ".join(parts)
+
+
+def recommend(
+    scenario: Scenario,
+    dp_accuracy_loss: float | None = None,
+    user_dp_costs: Sequence[dict] | None = None,
+) -> Recommendation:
+    """Recommend techniques for ``scenario``, with what each leaves open.
+
+    Args:
+        scenario: where the data is, whom it must not trust, whether the output is released.
+        dp_accuracy_loss: a measured DP cost (accuracy fraction) to hold against
+            ``scenario.max_accuracy_loss``.
+        user_dp_costs: measured user-level DP runs (rows with ``num_clients``,
+            ``clients_per_round``, ``epsilon``, ``points_lost``, as returned by
+            ``lk.results.user_dp_costs()``), quoted in the residual risk of DP-FedAvg.
+
+    Returns:
+        A Recommendation: techniques, reasons, residual risks and warnings.
+    """
     techniques, reasons, risks, warnings = [], [], [], []
     training = scenario.computation == "training"
 
@@ -94,6 +148,15 @@ def recommend(scenario: Scenario, dp_accuracy_loss: float | None = None) -> Reco
                 "the released model can reveal whether a participant took part: clip each "
                 "client's update and add noise to the sum"
             )
+            risks.append(USER_DP_RISK)
+            if user_dp_costs:
+                risks.append(_user_dp_evidence(user_dp_costs))
+            if scenario.num_parties is not None and scenario.num_parties < FEW_PARTIES:
+                warnings.append(
+                    f"{scenario.num_parties} parties are few for user-level DP: protect the "
+                    "records instead (DP-SGD inside each party, the patient as the unit), or "
+                    "accept a large user-level epsilon"
+                )
         else:
             techniques.append(DP_CENTRAL if training else "differential privacy (mechanisms)")
             reasons.append(

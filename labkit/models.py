@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
+from labkit._checks import check_choice, check_finite_array, check_int, check_labels, check_positive
 
 __all__ = [
     "logistic",
@@ -83,8 +84,7 @@ def build_model(
 ) -> tf.keras.Model:
     """Build ``'logistic'``, ``'2nn'``/``'mlp'`` or ``'cnn'``; ``small`` is the quick size."""
     builders = {"logistic": logistic, "mlp": mlp, "2nn": mlp, "cnn": cnn}
-    if name not in builders:
-        raise ValueError(f"name must be one of {sorted(builders)}, got {name!r}")
+    check_choice("name", name, sorted(builders))
     if seed is not None:
         tf.keras.utils.set_random_seed(int(seed))  # same seed, same initial weights
     kwargs = _SMALL[name] if small else {}
@@ -98,8 +98,7 @@ def compile_model(
 ) -> tf.keras.Model:
     """Compile with SGD (or ``optimizer``), cross-entropy on logits, and accuracy."""
     if optimizer is None:
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        learning_rate = check_positive("learning_rate", learning_rate)
         optimizer = tf.keras.optimizers.SGD(learning_rate)
     model.compile(
         optimizer=optimizer,
@@ -119,12 +118,14 @@ def train(
     optimizer: str = "adam",
 ) -> tf.keras.Model:
     """Train non-privately with Adam (or ``'sgd'``) on logits; return the model."""
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     optimizers = {"adam": tf.keras.optimizers.Adam, "sgd": tf.keras.optimizers.SGD}
-    if optimizer not in optimizers:
-        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
-    compile_model(model, optimizer=optimizers[optimizer](learning_rate))
+    check_choice("optimizer", optimizer, sorted(optimizers))
+    x, y = _check_data(x, y)
+    compile_model(
+        model, optimizer=optimizers[optimizer](check_positive("learning_rate", learning_rate))
+    )
     from labkit.config import progress
 
     bar = progress(total=epochs, desc=f"training {model.name}", unit="epoch")
@@ -138,6 +139,7 @@ def per_example_loss(
     model: tf.keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024
 ) -> np.ndarray:
     """Return the cross-entropy of every example (no reduction), as float64."""
+    x, y = _check_data(x, y)
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     losses = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
     return np.asarray(losses, dtype=np.float64)
@@ -147,10 +149,17 @@ def evaluate(
     model: tf.keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024
 ) -> tuple[float, float]:
     """Return ``(mean loss, accuracy)`` of ``model`` on ``(x, y)``."""
+    x, y = _check_data(x, y)
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     losses = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
     acc = float(np.mean(np.argmax(logits, axis=1) == np.asarray(y)))
     return float(np.mean(losses)), acc
+
+
+def _check_data(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Finite float32 inputs and integer labels, one per input (Keras would truncate floats)."""
+    x = check_finite_array("x", x, np.float32)
+    return x, check_labels("y", y, len(x))
 
 
 def count_params(model: tf.keras.Model) -> int:

@@ -241,6 +241,48 @@ def plot_bars(
     return fig, ax
 
 
+# --- chapters 00, 01, 06, 07 -------------------------------------------------------------------
+__all__ += ["plot_membership", "plot_marked_bars"]
+
+
+def plot_membership(member_losses, nonmember_losses, audit, eps: float = 1e-8):
+    """Two panels: log-loss histograms of members vs non-members, and the attack's ROC curve.
+
+    ``audit`` is a ``MembershipAudit`` (``fpr``, ``tpr``, ``auc``); returns ``(fig, axes)``.
+    """
+    fig, axes = new_figure(2)
+    plot_histograms(
+        {
+            "members (trained on)": np.log10(np.asarray(member_losses) + eps),
+            "non-members": np.log10(np.asarray(nonmember_losses) + eps),
+        },
+        xlabel="log10 cross-entropy loss",
+        title="The model knows its training set",
+        ax=axes[0],
+    )
+    plot_roc(
+        {f"loss threshold (AUC {audit.auc:.2f})": (audit.fpr, audit.tpr)},
+        title="Membership inference",
+        ax=axes[1],
+    )
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_marked_bars(
+    values: Mapping[str, float], marked: Sequence[str], ylabel: str, mark: str, **kwargs
+):
+    """Horizontal log bars like ``plot_bars``; bars named in ``marked`` are hatched and their
+    labels end with `` (mark)``, e.g. values extrapolated rather than measured."""
+    labels = {(f"{k} ({mark})" if k in marked else k): v for k, v in values.items()}
+    fig, ax = plot_bars(labels, ylabel, horizontal=True, logy=True, **kwargs)
+    for patch, name in zip(ax.patches, values, strict=True):
+        if name in marked:
+            patch.set_hatch("//")
+            patch.set_alpha(0.5)
+    return fig, ax
+
+
 # --- chapters 02 and 05 (federated learning, combining) -----------------------------------
 
 

@@ -14,6 +14,10 @@ __all__ = [
     "cost_summary",
     "format_table",
     "rounds_table",
+    "user_dp_costs",
+    "show_table",
+    "dp_accuracy_loss",
+    "extrapolated",
 ]
 
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
@@ -56,27 +60,15 @@ def load_meta(name: str, results_dir: str | Path | None = None) -> dict:
 def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
     out = []
 
-    def rounds(partition, method, e=None):
-        for r in rows:
-            if (
-                r.get("model") == "2nn"
-                and r.get("partition") == partition
-                and r.get("method") == method
-                and (e is None or r.get("E") == e)
-                and r.get("rounds")
-            ):
-                return r["rounds"]
-        return None
+    def rounds(scheme, method, e=None):
+        """Rounds to target of the 2NN row with these fields (None if not reached/recorded)."""
+        select = {"model": "2nn", "scheme": scheme, "method": method}
+        select.update({} if e is None else {"E": e})
+        found = [r for r in rows if all(r.get(k) == v for k, v in select.items())]
+        return next((r["rounds"] for r in found if r.get("rounds")), None)
 
     sgd, avg = rounds("iid", "FedSGD"), rounds("iid", "FedAvg", 5)
-    non_iid = next(
-        (
-            rounds(p, "FedAvg", 5)
-            for p in {r.get("partition") for r in rows}
-            if p and p != "iid" and rounds(p, "FedAvg", 5)
-        ),
-        None,
-    )
+    non_iid = rounds("shards", "FedAvg", 5)
     if sgd and avg:
         out.append(
             _row(
@@ -97,6 +89,7 @@ def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
                 "fedavg_rounds",
             )
         )
+    speed = (speed or {}).get("meta") if isinstance(speed, dict) and "meta" in speed else speed
     if speed and speed.get("speedup"):
         out.append(
             _row(
@@ -134,8 +127,8 @@ def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
                 _row(
                     "differential privacy",
                     "accuracy lost to DP at epsilon <= 3",
-                    loss,
-                    "accuracy points (fraction)",
+                    100 * loss,  # a difference of two accuracies: percentage points
+                    "percentage points",
                     "dpsgd_mnist",
                 )
             )
@@ -273,6 +266,65 @@ def rounds_table(rows: list[dict]) -> str:
             f"| {ratio(fedsgd(r, 'paper_rounds'), paper)} | {r['best_accuracy']:.4f} |"
         )
     return "\n".join(lines)
+
+
+# --- chapters 00, 01, 06, 07 -------------------------------------------------------------------
+
+
+def user_dp_costs(results_dir: str | Path | None = None) -> list[dict]:
+    """Return user-level DP's measured price from ``combining.json``, one row per population.
+
+    Per number of clients: epsilon of DP-FedAvg (z = 1, no secure aggregation) and the accuracy
+    points it lost against plain FedAvg on the same clients; then the accounting rows where every
+    client takes part in every round (q = 1, the few-parties case) at the run's number of rounds,
+    with ``points_lost`` None (accounted, not trained). [] when the file is not recorded.
+    """
+    runs = load_rows("combining", results_dir, table="runs", secure_aggregation=False)
+    out = []
+    for k in sorted({r["num_clients"] for r in runs}):
+        plain = [r for r in runs if r["num_clients"] == k and not r["dp"]]
+        dp = [r for r in runs if r["num_clients"] == k and r["dp"] and r["noise_multiplier"] == 1]
+        if plain and dp:
+            lost = 100 * (plain[0]["test_accuracy"] - dp[0]["test_accuracy"])
+            out.append(_user_dp_row(dp[0], lost))
+    rounds = load_meta("combining", results_dir).get("num_rounds")
+    for r in load_rows("combining", results_dir, table="accounting", num_rounds=rounds):
+        if r["clients_per_round"] == r["num_clients"]:
+            out.append(_user_dp_row(r, None))
+    return out
+
+
+def _user_dp_row(r: dict, points_lost: float | None) -> dict:
+    keys = ("num_clients", "clients_per_round", "noise_multiplier", "num_rounds", "epsilon")
+    return {**{k: r[k] for k in keys}, "points_lost": points_lost}
+
+
+def show_table(rows: list[dict], columns: list[str], precision: int = 3):
+    """Return ``format_table(rows, columns)`` as a rendered ``IPython.display.Markdown``."""
+    from IPython.display import Markdown
+
+    return Markdown(format_table(rows, columns, precision=precision))
+
+
+def dp_accuracy_loss(max_epsilon: float = 3.0, results_dir: str | Path | None = None):
+    """Return the accuracy (fraction) DP-SGD lost on MNIST at the best epsilon <= max_epsilon.
+
+    Best non-private accuracy minus the best DP-SGD accuracy with ``epsilon <= max_epsilon`` in
+    ``dpsgd_mnist.json`` (rows selected by ``method``); None when either is not recorded.
+    """
+    private = [
+        r for r in load_rows("dpsgd_mnist", results_dir, method="DP-SGD")
+        if r["epsilon"] <= max_epsilon
+    ]  # fmt: skip
+    public = load_rows("dpsgd_mnist", results_dir, method="non-private")
+    if not private or not public:
+        return None
+    return max(r["test_accuracy"] for r in public) - max(r["test_accuracy"] for r in private)
+
+
+def extrapolated(rows: list[dict], key: str = "method") -> list[str]:
+    """Return the ``key`` of every row recorded with ``"extrapolated": true`` (not measured)."""
+    return [r[key] for r in rows if r.get("extrapolated")]
 
 
 # --- chapters 02 and 05 (federated learning, combining) -----------------------------------

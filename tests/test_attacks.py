@@ -71,9 +71,9 @@ def test_attack_errors():
         lk.attacks.roc_auc([], [1.0])
     with pytest.raises(ValueError, match="finite"):
         lk.attacks.roc_auc([np.nan], [1.0])
-    with pytest.raises(ValueError, match=r"delta must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"delta must be a finite number in \[0, 1\)"):
         lk.attacks.empirical_epsilon([1.0], [0.0], delta=1.0)
-    with pytest.raises(ValueError, match=r"max_fpr must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"max_fpr must be a finite number in \[0, 1\]"):
         lk.attacks.tpr_at_fpr([1.0], [0.0], 2.0)
 
 

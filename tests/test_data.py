@@ -80,7 +80,7 @@ def test_subsample():
     ds = lk.load_digits()
     small = lk.data.subsample(ds, 100, 50, seed=0)
     assert small.x_train.shape == (100, 8, 8) and small.x_test.shape == (50, 8, 8)
-    with pytest.raises(ValueError, match=r"num_train must be in \[1, "):
+    with pytest.raises(ValueError, match=r"num_train must be an integer in \[1, "):
         lk.data.subsample(ds, num_train=10**6)
 
 
@@ -143,9 +143,9 @@ def test_dirichlet_alpha_controls_skew():
 
 
 def test_partition_errors_name_the_parameter():
-    with pytest.raises(ValueError, match=r"num_clients must be in \[1, 1200\]"):
+    with pytest.raises(ValueError, match=r"num_clients must be an integer in \[1, 1200\]"):
         lk.data.partition_iid(LABELS, 5000)
-    with pytest.raises(ValueError, match="num_clients must be a positive integer"):
+    with pytest.raises(ValueError, match=r"num_clients must be an integer in \[1, "):
         lk.data.partition_iid(LABELS, 0)
     with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         lk.data.partition_dirichlet(LABELS, 10, alpha=0.0)
@@ -163,3 +163,26 @@ def test_adult_ships_offline():
     assert len(adult["age"]) == 32561  # the UCI training file
     assert adult["age"].dtype == np.int64 and 17 <= adult["age"].min() <= adult["age"].max() <= 90
     assert set(np.unique(adult["income"])) == {"<=50K", ">50K"}
+
+
+@pytest.mark.parametrize("scheme", ["iid", "shards", "dirichlet"])
+def test_partitions_refuse_one_hot_and_nan_labels(scheme):
+    kwargs = {"alpha": 0.5} if scheme == "dirichlet" else {}
+    one_hot = np.eye(10)[LABELS]
+    with pytest.raises(ValueError, match="1-D array of integer class labels"):
+        lk.data.partition(one_hot, 10, scheme, **kwargs)
+    with_nan = LABELS.astype(np.float64)
+    with_nan[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        lk.data.partition(with_nan, 10, scheme, **kwargs)
+    with pytest.raises(ValueError, match="fractional"):
+        lk.data.partition(LABELS + 0.5, 10, scheme, **kwargs)
+    # Integral floats and NumPy scalars are fine, and give exactly the integer result.
+    parts = lk.data.partition(LABELS.astype(np.float32), np.int64(10), scheme, **kwargs)
+    for a, b in zip(parts, lk.data.partition(LABELS, 10, scheme, **kwargs), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_more_clients_than_examples_names_the_range():
+    with pytest.raises(lk.ParameterError, match=r"num_clients must be an integer in \[1, 5\]"):
+        lk.data.partition_iid(np.arange(5) % 2, 6)

@@ -5,6 +5,17 @@ import pytest
 import tensorflow as tf
 
 import labkit as lk
+from labkit.fl._cohort import CohortTrainer
+
+
+def _args(client_fraction, local_epochs, batch_size, learning_rate=0.1) -> dict:
+    """FedAvg's C, E, B, eta as keywords (fedavg takes them keyword-only)."""
+    return dict(
+        client_fraction=client_fraction,
+        local_epochs=local_epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +79,12 @@ def test_fedsgd_equivalence_holds_for_a_cnn_trained_client_by_client(digits):
 def test_fedavg_e1_ball_same_as_fedsgd_and_weighting_matters(digits):
     clients = _clients(digits)
     a, b, c = _model(digits), _model(digits), _model(digits)
-    lk.fl.fedavg(a, clients, 1, 1.0, local_epochs=1, batch_size=None, learning_rate=0.5)
-    lk.fl.fedavg(b, clients, 1, 1.0, local_epochs=1, batch_size=1000, learning_rate=0.5)
+    lk.fl.fedavg(
+        a, clients, 1, client_fraction=1.0, local_epochs=1, batch_size=None, learning_rate=0.5
+    )
+    lk.fl.fedavg(
+        b, clients, 1, client_fraction=1.0, local_epochs=1, batch_size=1000, learning_rate=0.5
+    )
     # The source's formula: an unweighted combination is a different (wrong) step here.
     lk.fl.fedsgd(c, clients, 1, client_fraction=1.0, learning_rate=0.5,
               aggregator=lk.aggregation.WeightedMean(weighted=False))  # fmt: skip
@@ -104,12 +119,12 @@ def test_client_update_matches_hand_written_minibatch_sgd(digits):
 def test_vectorised_clients_equal_one_by_one_training(digits, chunked, monkeypatch):
     # Unequal clients, short last batches, two epochs, a sampled subset: both paths agree, with
     # the first kernel updated every step or once per chunk (Gram corrections in between).
-    monkeypatch.setattr(lk.fl._CohortTrainer, "chunk_min_bytes", 0 if chunked else 2**62)
+    monkeypatch.setattr(CohortTrainer, "chunk_min_bytes", 0 if chunked else 2**62)
     clients = _clients(digits, sizes=(13, 40, 7, 100, 61))
     runs = []
     for vectorize in (True, False):
         model = _model(digits)
-        lk.fl.fedavg(model, clients, 2, 0.6, 2, 9, 0.2, seed=4, vectorize=vectorize)
+        lk.fl.fedavg(model, clients, 2, **_args(0.6, 2, 9, 0.2), seed=4, vectorize=vectorize)
         runs.append(_weights(model))
     moved = max(np.abs(a - b).max() for a, b in zip(runs[0], _weights(_model(digits)), strict=True))
     assert moved > 1e-2
@@ -153,7 +168,9 @@ def test_flatten_round_trip_and_a_vector_aggregator(digits):
     runs = []
     for aggregator in (VectorMean(), lk.aggregation.WeightedMean()):
         model = _model(digits)
-        lk.fl.fedavg(model, _clients(digits), 2, 1.0, 1, 20, 0.2, aggregator=aggregator, seed=0)
+        lk.fl.fedavg(
+            model, _clients(digits), 2, **_args(1.0, 1, 20, 0.2), aggregator=aggregator, seed=0
+        )
         runs.append(_weights(model))
     for a, b in zip(*runs, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
@@ -173,7 +190,7 @@ def test_loop_hands_deltas_and_example_counts_to_the_aggregator(digits):
     model = _model(digits)
     w0 = _weights(model)
     rec = _Recorder()
-    lk.fl.fedavg(model, clients, 1, 1.0, local_epochs=1, batch_size=10, aggregator=rec, seed=0)
+    lk.fl.fedavg(model, clients, 1, **_args(1.0, 1, 10), aggregator=rec, seed=0)
     (updates, weights), = rec.calls  # fmt: skip
     np.testing.assert_array_equal(weights, [40, 100, 160])
     # Global weights after the round = start + the aggregate of what the recorder saw.
@@ -189,7 +206,7 @@ def test_deterministic_under_a_seed_and_learns(digits):
     runs = []
     for _ in range(2):
         model = _model(digits)
-        hist = lk.fl.fedavg(model, clients, 8, 0.5, 2, 10, 0.3, test_data=test, seed=3)
+        hist = lk.fl.fedavg(model, clients, 8, **_args(0.5, 2, 10, 0.3), test_data=test, seed=3)
         runs.append((hist, _weights(model)))
     (h1, w1), (h2, w2) = runs
     assert h1.test_accuracy == h2.test_accuracy
@@ -206,7 +223,7 @@ def test_deterministic_under_a_seed_and_learns(digits):
 
 def test_target_accuracy_stops_early(digits):
     clients = _clients(digits)
-    hist = lk.fl.fedavg(_model(digits), clients, 50, 1.0, 1, 10, 0.1,
+    hist = lk.fl.fedavg(_model(digits), clients, 50, **_args(1.0, 1, 10, 0.1),
                      test_data=(digits.x_test, digits.y_test), target_accuracy=0.5)  # fmt: skip
     assert hist.rounds[-1] == hist.rounds_to(0.5) < 50
 
@@ -251,13 +268,58 @@ def test_bad_input_raises(digits, kwargs, match):
 def test_no_clients_and_empty_clients_raise(digits):
     with pytest.raises(ValueError, match="clients"):
         lk.fl.fedavg(_model(digits), [], 1)
-    with pytest.raises(ValueError, match=r"partitions\[1\] is empty"):
+    with pytest.raises(ValueError, match=r"partitions\[1\] must be non-empty"):
         lk.fl.client_datasets(digits.x_train, digits.y_train, [np.arange(3), np.arange(0)])
     empty = (digits.x_train[:0], digits.y_train[:0])
-    with pytest.raises(ValueError, match=r"clients\[1\] has no data"):
+    with pytest.raises(ValueError, match=r"clients\[1\] must be at least 1 example"):
         lk.fl.fedavg(_model(digits), [_clients(digits)[0], empty], 1)
     update = lk.fl.make_client_update(_model(digits))
     with pytest.raises(ValueError, match="at least 1 example"):
         update(_weights(_model(digits)), *empty)
     with pytest.raises(ValueError, match="weights must have shapes"):
         update(_weights(_model(digits))[:-1], digits.x_train[:5], digits.y_train[:5])
+
+
+class _Nan(lk.aggregation.Aggregator):
+    def aggregate(self, updates, num_examples):
+        return [np.full_like(a, np.nan) for a in updates[0]]
+
+
+def test_non_finite_values_never_reach_the_global_model(digits):
+    clients = _clients(digits)
+    bad_x = clients[0][0].copy()
+    bad_x[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"clients\[0\] inputs must be finite"):
+        lk.fl.fedavg(_model(digits), [(bad_x, clients[0][1]), *clients[1:]], 1)
+    with pytest.raises(ValueError, match="must be finite"):
+        lk.fl.fedavg(_model(digits), clients, 1, client_fraction=1.0, aggregator=_Nan())
+    with pytest.raises(ValueError, match="learning_rate"):  # training diverges to inf/NaN
+        lk.fl.fedavg(_model(digits), clients, 3, **_args(1.0, 5, 5, 1e30))
+
+
+def test_labels_must_be_integer_classes(digits):
+    x, y = _clients(digits)[0]
+    with pytest.raises(ValueError, match="fractional"):
+        lk.fl.fedavg(_model(digits), [(x, y + 0.5)], 1)
+    with pytest.raises(ValueError, match="1-D"):
+        lk.fl.fedavg(_model(digits), [(x, np.eye(10)[y])], 1)
+    # Integral floats are class labels: accepted, and train exactly as the integers do.
+    a, b = _model(digits), _model(digits)
+    lk.fl.fedavg(a, [(x, y)], 1, client_fraction=1.0, seed=0)
+    lk.fl.fedavg(b, [(x, y.astype(np.float32))], 1, client_fraction=1.0, seed=0)
+    for u, v in zip(_weights(a), _weights(b), strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_numpy_scalars_are_numbers(digits):
+    hist = lk.fl.fedavg(
+        _model(digits),
+        _clients(digits),
+        np.int64(1),
+        client_fraction=np.float32(0.5),
+        local_epochs=np.int32(1),
+        batch_size=np.int64(10),
+        learning_rate=np.float32(0.1),
+    )
+    assert hist.rounds == [1]
+    assert lk.fl.num_sampled_clients(np.int64(10), np.float64(0.3)) == 3

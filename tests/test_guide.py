@@ -63,3 +63,40 @@ def test_bad_scenarios_are_refused():
         lk.guide.Scenario(True, True, True, computation="inference")
     with pytest.raises(ValueError, match=r"max_accuracy_loss must be in \[0, 1\]"):
         lk.guide.Scenario(True, True, True, max_accuracy_loss=5)
+
+
+def test_user_level_dp_always_states_its_residual_risk():
+    """Recommending DP-FedAvg never comes without what it leaves open (few users, central noise)."""
+    rec = lk.guide.recommend(lk.guide.Scenario(True, True, True))
+    assert DP_USER in rec.techniques
+    assert lk.guide.USER_DP_RISK in rec.residual_risks
+    assert "central DP" in lk.guide.USER_DP_RISK and "distributed DP" in lk.guide.USER_DP_RISK
+    # Record-level DP on one party's data is not user-level DP: no such risk is claimed there.
+    rec = lk.guide.recommend(lk.guide.Scenario(False, False, True))
+    assert lk.guide.USER_DP_RISK not in rec.residual_risks
+
+
+def test_user_level_dp_quotes_the_measured_costs():
+    costs = [
+        {"num_clients": 100, "clients_per_round": 10, "epsilon": 5.88, "points_lost": 4.64},
+        {"num_clients": 100, "clients_per_round": 100, "epsilon": 57.3, "points_lost": None},
+    ]
+    rec = lk.guide.recommend(lk.guide.Scenario(True, True, True), user_dp_costs=costs)
+    quoted = [r for r in rec.residual_risks if r.startswith("measured user-level DP")]
+    assert len(quoted) == 1
+    assert "100 clients (10 per round): epsilon 5.88, 4.6 accuracy points lost" in quoted[0]
+    assert "epsilon 57.3, accounted, not trained" in quoted[0]
+
+
+def test_few_parties_are_pointed_to_record_level_dp():
+    few = lk.guide.Scenario(True, True, True, num_parties=10)
+    many = lk.guide.Scenario(True, True, True, num_parties=lk.guide.FEW_PARTIES)
+    assert any("10 parties are few" in w for w in lk.guide.recommend(few).warnings)
+    assert not lk.guide.recommend(many).warnings
+    assert not lk.guide.recommend(lk.guide.Scenario(True, True, True)).warnings  # unknown
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_num_parties_is_refused(bad):
+    with pytest.raises(ValueError, match="num_parties must be an integer >= 1"):
+        lk.guide.Scenario(True, True, True, num_parties=bad)

@@ -48,7 +48,7 @@ def test_bad_input(mnist):
     grads = lk.attacks.model_gradients(model, mnist.x_train[:1], mnist.y_train[:1])
     with pytest.raises(ValueError, match="grads must have shapes"):
         lk.attacks.reconstruct_input_analytic(model, grads[:1])
-    with pytest.raises(ValueError, match="label must be in"):
+    with pytest.raises(ValueError, match="label must be an integer in"):
         lk.attacks.deep_leakage(model, grads, label=10)
     with pytest.raises(ValueError, match="max_iter"):
         lk.attacks.deep_leakage(model, grads, max_iter=0)

@@ -55,7 +55,7 @@ def test_set_seed_makes_numpy_and_tf_repeatable():
     lk.set_seed(5)
     b = (np.random.rand(), tf.random.uniform(()).numpy())
     assert a == b
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         lk.set_seed(-1)
 
 
@@ -78,3 +78,30 @@ def test_plots_return_fig_and_axes_with_labels():
     assert ax.get_legend() is not None and len(ax.lines) == 2
     fig, ax = lk.plots.plot_bars({"x": 1.0, "y": 2.0}, "seconds")
     assert len(ax.patches) == 2
+
+
+def test_training_refuses_float_labels_and_nan_inputs():
+    ds = lk.data.subsample(lk.load_digits(), 100, 50, seed=0)
+    model = lk.build_model("logistic", ds.input_shape, 10)
+    with pytest.raises(lk.ParameterError, match="fractional"):
+        lk.models.train(model, ds.x_train, ds.y_train + 0.3, epochs=1)
+    bad = ds.x_train.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(lk.ParameterError, match="x must be finite"):
+        lk.models.evaluate(model, bad, ds.y_train)
+    with pytest.raises(lk.ParameterError, match="epochs must be an integer >= 1"):
+        lk.models.train(model, ds.x_train, ds.y_train, epochs=0)
+
+
+def test_plot_membership_and_marked_bars():
+    import numpy as np
+
+    audit = lk.attacks.loss_threshold_attack(np.full(5, 0.01), np.linspace(0.001, 2, 5))
+    fig, axes = lk.plots.plot_membership(np.full(5, 0.01), np.linspace(0.001, 2, 5), audit)
+    assert len(axes) == 2 and axes[0].get_xlabel() == "log10 cross-entropy loss"
+    assert f"AUC {audit.auc:.2f}" in axes[1].get_legend_handles_labels()[1][0]
+    fig, ax = lk.plots.plot_marked_bars({"x": 1.0, "y": 100.0}, ["y"], "s", "extrapolated")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["x", "y (extrapolated)"]
+    assert [p.get_hatch() for p in ax.patches] == [None, "//"]
+    assert ax.get_xscale() == "log"

@@ -18,6 +18,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "iid",
+            "scheme": "iid",
             "method": "FedSGD",
             "E": 1,
             "B": "all",
@@ -27,6 +28,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "iid",
+            "scheme": "iid",
             "method": "FedAvg",
             "E": 5,
             "B": 10,
@@ -36,6 +38,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "pathological non-iid",
+            "scheme": "shards",
             "method": "FedAvg",
             "E": 5,
             "B": 10,
@@ -45,6 +48,7 @@ def results(tmp_path):
         {
             "model": "2nn",
             "partition": "pathological non-iid",
+            "scheme": "shards",
             "method": "FedSGD",
             "E": 1,
             "B": "all",
@@ -98,19 +102,22 @@ def results(tmp_path):
         },
     ]
     for name, data in [
-        ("fedavg_rounds", fl),
-        ("dpsgd_mnist", dp),
+        ("fedavg_rounds", {"meta": {"mode": "full", "num_clients": 100}, "rows": fl}),
+        ("dpsgd_mnist", {"meta": {"mode": "full"}, "rows": dp}),
         ("dpsgd_speed", speed),
         ("he_aggregation", he),
         (
             "fedavg_speed",
             {
-                "speedup": 12.5,
-                "model": "2nn",
-                "num_clients": 100,
-                "clients_per_round": 10,
-                "local_epochs": 1,
-                "batch_size": 10,
+                "meta": {
+                    "speedup": 12.5,
+                    "model": "2nn",
+                    "num_clients": 100,
+                    "clients_per_round": 10,
+                    "local_epochs": 1,
+                    "batch_size": 10,
+                },
+                "rows": [],
             },
         ),
     ]:
@@ -127,7 +134,10 @@ def test_cost_summary_values(results):
     )
     assert rows[measure] == 12.5
     assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05"] == 0.97
-    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(0.02)
+    # A difference of accuracies is in percentage points: 0.99 - 0.97 is 2 points, not 0.02.
+    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(2.0)
+    units = {r["measure"]: r["unit"] for r in lk.results.cost_summary(results)}
+    assert units["accuracy lost to DP at epsilon <= 3"] == "percentage points"
     assert rows["DP-SGD step time, mlp (labkit)"] == 1.5
     assert rows["DP-SGD step time, mlp (fastest TF Privacy: DPSequential)"] == 6.0
     # The approximate CKKS row is faster but not exact: the exact packed path is quoted.
@@ -211,3 +221,91 @@ def test_load_rows_selects_by_field(tmp_path):
     assert len(lk.results.load_rows("x", tmp_path)) == 2
     assert lk.results.load_meta("x", tmp_path) == {"mode": "full"}
     assert lk.results.load_rows("missing", tmp_path) == []
+
+
+def test_fl_costs_select_rows_by_field_not_by_display_string(results):
+    """Renaming a row's display label leaves the cost table unchanged: rows are found by field."""
+    data = json.loads((results / "fedavg_rounds.json").read_text())
+    before = lk.results.cost_summary(results)
+    for r in data["rows"]:
+        r["partition"] = f"label {r['scheme']} (renamed)"
+    (results / "fedavg_rounds.json").write_text(json.dumps(data))
+    assert lk.results.cost_summary(results) == before
+    data["rows"] = [r for r in data["rows"] if r["scheme"] != "shards"]
+    (results / "fedavg_rounds.json").write_text(json.dumps(data))
+    measures = [r["measure"] for r in lk.results.cost_summary(results)]
+    assert "rounds to 97% (2NN, FedAvg E=5): non-IID / IID" not in measures
+
+
+@pytest.mark.parametrize("name", ["combining", "dpsgd_mnist", "fedavg_rounds"])
+def test_stored_results_have_the_one_shape(name):
+    """The recorded full runs are {"meta", "rows"}; a file with several tables tags its rows."""
+    data = lk.load_results(name)
+    assert set(data) == {"meta", "rows"} and data["meta"]["mode"] == "full"
+    assert data["rows"] and all(isinstance(r, dict) for r in data["rows"])
+    if name == "combining":
+        assert {r["table"] for r in data["rows"]} == {"runs", "accounting"}
+        plain = lk.load_rows(name, table="runs", secure_aggregation=False, dp=False)
+        assert {r["num_clients"] for r in plain} == {100, 1000}
+
+
+def test_user_dp_costs_from_the_combining_runs(tmp_path):
+    def run(k, m, dp, acc, z=None, secure=False):
+        return {"table": "runs", "num_clients": k, "clients_per_round": m, "dp": dp,
+                "secure_aggregation": secure, "noise_multiplier": z, "num_rounds": 50,
+                "epsilon": 5.9 if dp else None, "test_accuracy": acc}  # fmt: skip
+
+    rows = [
+        run(100, 10, False, 0.92),
+        run(100, 10, True, 0.90, z=0.3),
+        run(100, 10, True, 0.87, z=1.0),
+        run(100, 10, True, 0.10, z=1.0, secure=True),  # secure rows are not the DP cost
+        run(1000, 100, False, 0.89),
+        run(1000, 100, True, 0.886, z=1.0),
+    ]
+    acct = {"table": "accounting", "noise_multiplier": 1.0, "delta": 1e-5}
+    rows += [
+        {**acct, "num_clients": 100, "clients_per_round": 100, "num_rounds": 50, "epsilon": 57.0},
+        {**acct, "num_clients": 100, "clients_per_round": 100, "num_rounds": 1000, "epsilon": 6e2},
+        {**acct, "num_clients": 1000, "clients_per_round": 100, "num_rounds": 50, "epsilon": 5.9},
+    ]
+    _write(tmp_path, "combining", {"meta": {"mode": "full", "num_rounds": 50}, "rows": rows})
+    costs = lk.results.user_dp_costs(tmp_path)
+    assert [(c["num_clients"], c["clients_per_round"]) for c in costs] == [
+        (100, 10),
+        (1000, 100),
+        (100, 100),
+    ]
+    assert costs[0]["points_lost"] == pytest.approx(5.0)
+    assert costs[1]["points_lost"] == pytest.approx(0.4)
+    assert costs[2] == {"num_clients": 100, "clients_per_round": 100, "noise_multiplier": 1.0,
+                        "num_rounds": 50, "epsilon": 57.0, "points_lost": None}  # fmt: skip
+    assert lk.results.user_dp_costs(tmp_path / "missing") == []
+
+
+def test_show_table_renders_markdown():
+    shown = lk.results.show_table([{"a": "x", "b": 0.5}], ["a", "b"])
+    assert shown.data == lk.results.format_table([{"a": "x", "b": 0.5}], ["a", "b"])
+    assert shown._repr_markdown_().startswith("| a | b |")
+
+
+def test_dp_accuracy_loss_selects_by_method_and_epsilon(results):
+    # fixture: non-private 0.99; DP rows at eps 2.9 (0.97), 1.0 (0.95), 8.0 (0.985); rows have no
+    # method yet, so nothing is selected -> None (no made-up number).
+    assert lk.results.dp_accuracy_loss(3.0, results) is None
+    data = json.loads((results / "dpsgd_mnist.json").read_text())
+    for r in data["rows"]:
+        r["method"] = "non-private" if r["epsilon"] is None else "DP-SGD"
+    (results / "dpsgd_mnist.json").write_text(json.dumps(data))
+    assert lk.results.dp_accuracy_loss(3.0, results) == pytest.approx(0.02)
+    assert lk.results.dp_accuracy_loss(1.0, results) == pytest.approx(0.04)
+    assert lk.results.dp_accuracy_loss(0.5, results) is None
+
+
+def test_extrapolated_rows_are_named():
+    rows = [
+        {"method": "a", "extrapolated": True},
+        {"method": "b", "extrapolated": False},
+        {"method": "c"},
+    ]
+    assert lk.results.extrapolated(rows) == ["a"]

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
-    """Renumber execution counts 1..N, drop per-run metadata; keep kernelspec, language_info."""
-    nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
+    """Renumber execution counts 1..N, drop per-run metadata; keep kernelspec, language_info and
+    the saved widget state (``widgets``: the course website renders the widgets from it)."""
+    keep = ("kernelspec", "language_info", "widgets")
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k in keep}
     nb.metadata.setdefault(
         "kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"}
     )
@@ -46,6 +48,7 @@ def run(path: Path, timeout: int = 1800) -> float:
         nb,
         timeout=timeout,
         kernel_name="python3",
+        store_widget_state=True,  # saved in nb.metadata.widgets, for the course website
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     clean(nb)

@@ -1,0 +1,264 @@
+"""Deploy the Flower app over gRPC on loopback: a SuperLink, N SuperNodes, `flwr run`, measure.
+
+Every process listens on 127.0.0.1 only, on free ports; Flower's state lives in a temporary
+FLWR_HOME; telemetry is off. The script waits for the run with a timeout and stops every process
+it started (their whole process groups: SuperExec and ClientApp/ServerApp children too), also
+on error or Ctrl-C. The ServerApp writes its measurements to a JSON file the script reads.
+
+Usage (from the repository root):
+    uv run --group flower python flower_app/deploy.py                      # 2 rounds, 2 nodes
+    uv run --group flower python flower_app/deploy.py --num-rounds 3 --kill-node-after-round 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+APP_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(APP_DIR))  # run as a script: labkit_flower sits next to this file
+
+from labkit_flower.task import TaskConfig, load_partitions  # noqa: E402
+
+__all__ = ["deploy", "DeploymentError"]
+
+
+class DeploymentError(RuntimeError):
+    """A process did not start, the run failed, or it did not finish within the timeout."""
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    return repr(value)
+
+
+class _Processes:
+    """The processes this script started; ``stop()`` ends each one's process group."""
+
+    def __init__(self, logs: Path, env: dict):
+        self.logs, self.env, self.procs = logs, env, {}
+
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("w")
+        # Own session: the process and the children it spawns form one group we can end.
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        """Kill one process group at once (SIGKILL: a crash, not a clean shutdown)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs[name].wait(timeout=30)
+
+    def stop(self, grace: float = 10.0) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            # Children left in the group after the leader exited (a ClientApp mid-import).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.logs / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def deploy(
+    cfg: TaskConfig,
+    num_supernodes: int | None = None,
+    timeout: float = 1200.0,
+    kill_node_after_round: int | None = None,
+    workdir: str | Path | None = None,
+) -> dict:
+    """Run ``cfg`` on a SuperLink and ``num_supernodes`` SuperNodes on loopback; return results.
+
+    Args:
+        cfg: the task; each SuperNode holds one partition, so ``num_supernodes`` must equal
+            ``cfg.num_clients`` (the default).
+        timeout: seconds for the whole deployment, start-up included.
+        kill_node_after_round: SIGKILL SuperNode 1 (and its ClientApp) once this round is
+            recorded, i.e. while the next round runs: the fault test.
+        workdir: where logs, FLWR_HOME and the results file go (default: a temporary folder).
+
+    Returns:
+        the ServerApp's record (``rounds``, ``test_accuracy``, ``wall_time``, bytes,
+        ``client_timings``, ``error``) plus ``startup_seconds``, ``total_seconds``, ``killed``
+        and ``logs``. Raises ``DeploymentError`` when the run does not finish in time.
+    """
+    num_supernodes = cfg.num_clients if num_supernodes is None else num_supernodes
+    if num_supernodes != cfg.num_clients or num_supernodes < 2:
+        raise ValueError(
+            f"num_supernodes must equal num_clients={cfg.num_clients} and be >= 2, "
+            f"got {num_supernodes}"
+        )
+    load_partitions(cfg)  # refuses an empty client before any process starts
+    own_tmp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="flower-deploy-") if own_tmp else workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    results = work / "results.json"
+    results.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(
+        FLWR_TELEMETRY_ENABLED="0",
+        FLWR_HOME=str(work / "flwr-home"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        LABKIT_PROGRESS="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    bin_dir = Path(sys.executable).parent
+    serverappio, fleet, control, *appio = _free_ports(3 + num_supernodes)
+    procs = _Processes(work, env)
+    t0 = time.perf_counter()
+    try:
+        procs.start(
+            "superlink",
+            [
+                str(bin_dir / "flower-superlink"),
+                "--insecure",
+                f"--serverappio-api-address=127.0.0.1:{serverappio}",
+                f"--fleet-api-address=127.0.0.1:{fleet}",
+                f"--control-api-address=127.0.0.1:{control}",
+            ],
+        )
+        for k in range(num_supernodes):
+            procs.start(
+                f"supernode-{k}",
+                [
+                    str(bin_dir / "flower-supernode"),
+                    "--insecure",
+                    f"--superlink=127.0.0.1:{fleet}",
+                    f"--clientappio-api-address=127.0.0.1:{appio[k]}",
+                    f"--node-config=partition-id={k} num-partitions={num_supernodes}",
+                ],
+            )
+        overrides = {**cfg.to_run_config(), "results-path": str(results)}
+        run_config = work / "run_config.toml"
+        run_config.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in overrides.items()))
+        # `flwr run` retries until the SuperLink's Control API answers, then submits the run.
+        submit = subprocess.run(
+            [
+                str(bin_dir / "flwr"),
+                "run",
+                str(APP_DIR),
+                "local-deployment",
+                "--federation-config",
+                f"address='127.0.0.1:{control}'",
+                "--run-config",
+                str(run_config),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if submit.returncode != 0:
+            raise DeploymentError(f"`flwr run` failed:\n{submit.stdout}\n{submit.stderr}")
+        record, started, killed = _wait(procs, results, cfg, t0, timeout, kill_node_after_round)
+    finally:
+        procs.stop()
+    record.update(
+        startup_seconds=started,
+        total_seconds=time.perf_counter() - t0,
+        killed=killed,
+        pids=[p.pid for p in procs.procs.values()],
+        logs=str(work),
+    )
+    return record
+
+
+def _read(results: Path) -> dict | None:
+    try:
+        return json.loads(results.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait(procs: _Processes, results: Path, cfg: TaskConfig, t0, timeout, kill_after):
+    """Poll the ServerApp's results file until done, failed, or out of time."""
+    killed = started = None
+    while True:
+        record = _read(results)
+        if record is not None:
+            if started is None:  # the ServerApp has found its nodes and starts round 1
+                started = time.perf_counter() - t0
+            if record.get("error") or len(record["rounds"]) >= cfg.num_rounds:
+                return record, started, killed
+            if kill_after is not None and killed is None and len(record["rounds"]) >= kill_after:
+                procs.kill("supernode-1")
+                killed = {"node": "supernode-1", "after_round": len(record["rounds"])}
+        if procs.procs["superlink"].poll() is not None:
+            raise DeploymentError(f"the SuperLink exited:\n{procs.tail('superlink')}")
+        if time.perf_counter() - t0 > timeout:
+            raise DeploymentError(
+                f"the run did not finish within timeout={timeout:g} s; last record: {record}\n"
+                f"SuperLink log:\n{procs.tail('superlink')}"
+            )
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-clients", type=int, default=2, help="= number of SuperNodes")
+    parser.add_argument("--num-rounds", type=int, default=2)
+    parser.add_argument("--client-fraction", type=float, default=1.0)
+    parser.add_argument("--round-timeout", type=float, default=120.0)
+    parser.add_argument("--timeout", type=float, default=1200.0)
+    parser.add_argument("--kill-node-after-round", type=int, default=None)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args(argv)
+    # A plain `kill` (SIGTERM) also runs deploy()'s clean-up, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cfg = TaskConfig(
+        num_clients=args.num_clients,
+        num_rounds=args.num_rounds,
+        client_fraction=args.client_fraction,
+        round_timeout=args.round_timeout,
+    )
+    out = deploy(
+        cfg,
+        timeout=args.timeout,
+        kill_node_after_round=args.kill_node_after_round,
+        workdir=args.workdir,
+    )
+    print(json.dumps({k: v for k, v in out.items() if k != "settings"}, indent=1))
+    return 1 if out.get("error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

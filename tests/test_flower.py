@@ -1,0 +1,137 @@
+"""The Flower app: parity with labkit's loop, DP and SecAgg+ variants, deployment and faults.
+
+Run with the flower group: ``uv run --group flower pytest tests/test_flower.py -q``. Without
+flwr installed the whole module is skipped. The deployment tests start real processes (a
+SuperLink and two SuperNodes on 127.0.0.1) and take a few minutes on a busy 2-core machine.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "flower_app"))
+
+from deploy import deploy  # noqa: E402
+
+import labkit as lk  # noqa: E402
+from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
+from labkit_flower.task import TaskConfig, TaskConfigError, round_plan  # noqa: E402
+
+# A small model, few clients, few rounds: the same task in every test below.
+SMALL = TaskConfig(num_clients=4, client_fraction=0.5, num_rounds=3, num_train=1200, num_test=500)
+
+
+def test_bad_settings_name_the_parameter():
+    with pytest.raises(ValueError, match="client_fraction must be in"):
+        TaskConfig(client_fraction=1.5)
+    with pytest.raises(ValueError, match="privacy must be one of"):
+        TaskConfig(privacy="dp-magic")
+    with pytest.raises(ValueError, match="num_clients must be an integer >= 1"):
+        TaskConfig(num_clients=0)
+
+
+def test_round_plan_draws_labkit_samples():
+    """The server's sample of clients is the one lk.fl.sample_clients draws from that generator."""
+    cfg = SMALL.replace(num_clients=10, client_fraction=0.3)
+    chosen, seeds = next(round_plan(cfg))
+    assert chosen == list(lk.fl.sample_clients(10, 0.3, seed=cfg.seed))
+    assert len(seeds) == 3 and len(set(seeds)) == 3
+
+
+def test_empty_partition_is_refused_before_the_run():
+    parts = [np.arange(0, 400), np.arange(400, 800), np.array([], dtype=int), np.arange(800, 1200)]
+    with pytest.raises(TaskConfigError, match=r"partitions\[2\] is empty"):
+        simulate(SMALL, partitions=parts)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return simulate(SMALL)
+
+
+def test_simulation_matches_labkit_loop(plain):
+    history, _ = labkit_loop(SMALL)
+    assert plain.error is None and plain.rounds == [1, 2, 3]
+    assert plain.test_accuracy[0] == history.test_accuracy[0]  # round 1: exactly
+    np.testing.assert_allclose(plain.test_loss, history.test_loss, rtol=1e-5)
+    assert abs(plain.test_accuracy[-1] - history.test_accuracy[-1]) <= 1 / SMALL.num_test
+    assert plain.test_accuracy[-1] > plain.initial_accuracy + 0.3  # it did learn
+
+
+def test_simulation_counts_model_sized_uploads(plain):
+    model_bytes = 4 * (784 * 64 + 64 + 64 * 10 + 10)  # the small 2NN in float32
+    per_client_round = plain.bytes_up / (SMALL.num_rounds * SMALL.clients_per_round)
+    assert model_bytes <= per_client_round < 1.05 * model_bytes
+
+
+def test_flower_client_side_clipping_limits_each_update(plain):
+    """A tiny clip through Flower's fixedclipping_mod (no noise) keeps the model near its start."""
+    rec = simulate(SMALL.replace(privacy="dp-client", l2_norm_clip=1e-4, num_rounds=2))
+    assert rec.error is None
+    assert abs(rec.test_accuracy[-1] - rec.initial_accuracy) < 0.05
+    assert plain.test_accuracy[1] - rec.test_accuracy[-1] > 0.3
+
+
+def test_flower_server_side_dp_adds_noise():
+    base = SMALL.replace(client_fraction=1.0, num_rounds=1, l2_norm_clip=10.0)
+    clean = simulate(base.replace(privacy="dp-server"))
+    noisy = simulate(base.replace(privacy="dp-server", noise_multiplier=5.0))
+    assert clean.error is None and noisy.error is None
+    assert noisy.test_loss[0] > clean.test_loss[0] + 0.5  # std 5 * 10 / 4 per weight
+
+
+def test_secagg_plus_gives_labkits_mean_up_to_quantisation():
+    cfg = SMALL.replace(client_fraction=1.0, num_rounds=2)
+    rec = simulate(cfg, variant="secagg")
+    history, _ = labkit_loop(cfg)
+    assert rec.error is None and rec.rounds == [1, 2]
+    np.testing.assert_allclose(rec.test_loss, history.test_loss, rtol=1e-3)
+    plain_bytes = 4 * (784 * 64 + 64 + 64 * 10 + 10)
+    # Masked integers are wider than float32, and the key exchange adds messages.
+    assert rec.bytes_up / (2 * cfg.num_clients) > plain_bytes
+
+
+def test_secagg_needs_every_client():
+    with pytest.raises(TaskConfigError, match="client_fraction must be 1.0"):
+        simulate(SMALL, variant="secagg")
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """3 rounds on 2 SuperNodes; SuperNode 1 is killed (SIGKILL) once round 2 is recorded."""
+    cfg = SMALL.replace(num_clients=2, client_fraction=1.0, num_rounds=3, round_timeout=240.0)
+    return cfg, deploy(
+        cfg, timeout=1500.0, kill_node_after_round=2, workdir=tmp_path_factory.mktemp("deploy")
+    )
+
+
+def test_deployment_runs_rounds_over_grpc(deployment):
+    cfg, out = deployment
+    assert out["rounds"][:2] == [1, 2]
+    history, _ = labkit_loop(cfg.replace(num_rounds=2))
+    assert abs(out["test_accuracy"][1] - history.test_accuracy[1]) <= 2 / cfg.num_test
+    assert out["bytes_up"] > 0 and all(t["process-age"] > 0 for t in out["client_timings"])
+
+
+def test_killed_supernode_fails_the_round_clearly(deployment):
+    cfg, out = deployment
+    assert out["killed"] == {"node": "supernode-1", "after_round": 2}
+    assert out["rounds"] == [1, 2]
+    assert "round 3" in out["error"] and "partitions [1]" in out["error"]
+    # Failed within the round timeout (or the SuperLink's 60 s heartbeat verdict), not later.
+    assert out["total_seconds"] - out["startup_seconds"] - out["wall_time"][1] < (
+        cfg.round_timeout + 60
+    )
+
+
+def test_deployment_stops_every_process(deployment):
+    _, out = deployment
+    for pid in out["pids"]:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
