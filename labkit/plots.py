@@ -281,3 +281,101 @@ def plot_marked_bars(
             patch.set_hatch("//")
             patch.set_alpha(0.5)
     return fig, ax
+
+
+# --- chapters 02 and 05 (federated learning, combining) -----------------------------------
+
+
+def plot_rounds_curves(rows: Sequence[Mapping], logx: bool = True):
+    """Plot ``fedavg_rounds`` rows: one panel per (model, partition), accuracy against round.
+
+    Each panel marks the row's target accuracy; a run stops at its target, so curves end there.
+    Returns ``(fig, axes)`` with one axis per panel.
+    """
+    panels = sorted({(r["model"], r["partition"]) for r in rows})
+    if not panels:
+        raise ValueError("rows must hold at least one fedavg_rounds row, got 0")
+    fig, axes = new_figure(len(panels), 1, figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (model_name, part) in zip(axes[0], panels, strict=True):
+        chosen = [r for r in rows if (r["model"], r["partition"]) == (model_name, part)]
+        target = chosen[0]["target"]
+        series = {
+            f"{r['method']} E={r['E']} B={r['B']}": (
+                np.arange(1, len(r["accuracy_curve"]) + 1),
+                r["accuracy_curve"],
+            )
+            for r in chosen
+        }
+        hline = {f"{target:.0%} target": target}
+        title = f"{model_name}, {part}"
+        plot_lines(series, "communication round", "test accuracy", title, logx, hlines=hline, ax=ax)
+        ax.set_ylim(target - 0.17, target + 0.01)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig, axes[0]
+
+
+def plot_variants(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    dashed: str = "secure",
+    ylim: tuple[float, float] | None = None,
+    ax=None,
+):
+    """``plot_lines``, with every series whose name contains ``dashed`` drawn dashed and wider.
+
+    Two variants that give the same curve (FedAvg with and without secure aggregation) then
+    both stay visible: the dashed one lies on top and the other shows through its gaps.
+    """
+    fig, ax = plot_lines(series, xlabel, ylabel, title=title, ax=ax)
+    for line in ax.lines:
+        if dashed and dashed in line.get_label():
+            line.set_linestyle((0, (2, 2)))
+            line.set_linewidth(2.5)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_partition_run(counts: np.ndarray, history, title: str, baseline=None):
+    """Left: label counts per client (``plot_label_distribution``); right: accuracy per round.
+
+    ``history`` (and the optional ``baseline``) are ``labkit.fl.FLHistory``-like objects with
+    ``rounds``, ``test_accuracy`` and ``method``; the baseline is drawn dashed in grey.
+    """
+    fig, (left, right) = new_figure(2, 1, figsize=(10.5, 3.6))
+    plot_label_distribution(counts, title=title, ax=left)
+    series = {history.method: (history.rounds, history.test_accuracy)}
+    plot_lines(series, "communication round", "test accuracy", title="short FedAvg run", ax=right)
+    if baseline is not None:  # drawn only over the rounds the run covers
+        last = max(history.rounds)
+        shown = list(zip(baseline.rounds, baseline.test_accuracy, strict=True))
+        xs, ys = zip(*[(r, a) for r, a in shown if r <= last], strict=True)
+        right.plot(xs, ys, "--", color="grey", label="IID")
+        right.legend()
+    fig.tight_layout()
+    return fig, (left, right)
+
+
+def plot_dp_run(history, baseline, epsilons: Mapping[str, float], noise_multiplier, per_round):
+    """Left: a DP-FedAvg run's accuracy per round beside ``baseline``; right: its ε per accountant.
+
+    ``history`` and ``baseline`` are ``FLHistory``-like (``rounds``, ``test_accuracy``);
+    ``epsilons`` maps an accountant's name (``"rdp"``, ``"pld"``) to the run's epsilon.
+    """
+    fig, (left, right) = new_figure(2, 1, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    series = {
+        "FedAvg (no DP)": (baseline.rounds, baseline.test_accuracy),
+        f"DP-FedAvg z={noise_multiplier:g}, {per_round} per round": (
+            history.rounds,
+            history.test_accuracy,
+        ),
+    }
+    plot_lines(series, "communication round", "test accuracy", title="accuracy", ax=left)
+    bars = {name.upper(): value for name, value in epsilons.items()}
+    plot_bars(bars, "user-level ε", title="privacy loss (lower: more private)", ax=right)
+    fig.tight_layout()
+    return fig, (left, right)

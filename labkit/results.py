@@ -348,3 +348,40 @@ def dp_accuracy_loss(max_epsilon: float = 3.0, results_dir: str | Path | None = 
 def extrapolated(rows: list[dict], key: str = "method") -> list[str]:
     """Return the ``key`` of every row recorded with ``"extrapolated": true`` (not measured)."""
     return [r[key] for r in rows if r.get("extrapolated")]
+
+
+# --- chapters 02 and 05 (federated learning, combining) -----------------------------------
+
+
+def history_rows(histories: dict, target: float) -> list[dict]:
+    """Return one display row per ``{(partition, method): FLHistory}``: final accuracy, rounds.
+
+    "rounds to target" is the first evaluated round at or above ``target``, or "not reached".
+    """
+    rows = []
+    for (partition, method), h in histories.items():
+        reached = h.rounds_to(target)
+        rows.append(
+            {
+                "partition": partition,
+                "method": method,
+                "final accuracy": f"{h.final_accuracy:.3f}",
+                f"rounds to {target:.0%}": "not reached" if reached is None else reached,
+            }
+        )
+    return rows
+
+
+def combining_rows(rows: list[dict]) -> list[dict]:
+    """Return ``combining`` benchmark rows formatted for display ("–" where there is no epsilon)."""
+    return [
+        {
+            "method": r["method"],
+            "clients": r["num_clients"],
+            "accuracy": f"{r['test_accuracy']:.4f}",
+            "epsilon": "–" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+            "seconds": f"{r['seconds']:.1f}",
+            "bytes up / client / round": f"{r['bytes_up_per_client_per_round']:,}",
+        }
+        for r in rows
+    ]
