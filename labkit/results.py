@@ -385,3 +385,46 @@ def combining_rows(rows: list[dict]) -> list[dict]:
         }
         for r in rows
     ]
+
+
+# --- chapters 03 and 04: rendered tables and the encrypted-aggregation results ---
+
+__all__ += ["he_tables", "bytes_comparison"]
+
+
+def he_tables(results_dir: str | Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Return ``(aggregation_rows, key_size_rows)`` of he_aggregation.json, in either file shape.
+
+    Rows tagged ``table`` are split by it; an untagged file keeps its key-size sweep under
+    ``key_size_sweep`` (top level or ``meta``). ``([], [])`` when nothing was recorded.
+    """
+    data = load_results("he_aggregation", results_dir)
+    if data is None:
+        return [], []
+    rows = load_rows("he_aggregation", results_dir)
+    sweep = [r for r in rows if "key" in str(r.get("table", ""))]
+    if not sweep and isinstance(data, dict):
+        sweep = list(data.get("key_size_sweep") or data.get("meta", {}).get("key_size_sweep", []))
+    aggregation = [r for r in rows if r not in sweep and "bytes_per_value" in r]
+    return aggregation, sweep
+
+
+def _is_ckks(row: dict) -> bool:
+    return "ckks" in f"{row.get('scheme', '')} {row.get('method', '')}".lower()
+
+
+def bytes_comparison(rows: list[dict]) -> dict | None:
+    """Return the fewest bytes per value of exact Paillier rows and of CKKS, and the winner.
+
+    ``{"paillier": row, "ckks": row, "ratio": paillier / ckks bytes, "winner": "Paillier" or
+    "CKKS"}``; None when either side was not measured (e.g. CKKS skipped).
+    """
+    measured = [r for r in rows if r.get("bytes_per_value")]
+    paillier = [r for r in measured if not _is_ckks(r)]
+    ckks = [r for r in measured if _is_ckks(r)]
+    if not paillier or not ckks:
+        return None
+    p = min(paillier, key=lambda r: r["bytes_per_value"])
+    c = min(ckks, key=lambda r: r["bytes_per_value"])
+    ratio = p["bytes_per_value"] / c["bytes_per_value"]
+    return {"paillier": p, "ckks": c, "ratio": ratio, "winner": "Paillier" if ratio < 1 else "CKKS"}
