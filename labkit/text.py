@@ -41,7 +41,11 @@ __all__ = [
     "role_clients",
     "check_canary",
     "insert_canaries",
+    "FOLIO_GENRES",
+    "genre_of",
+    "char_frequencies",
     "build_char_lm",
+    "perplexity",
     "rnn_step",
     "sequence_log_probs",
 ]
@@ -269,6 +273,34 @@ def insert_canaries(
     return "\n".join(out)
 
 
+# The First Folio's division (1623); Pericles, not in the Folio, is counted with the comedies
+# (the late romances), Troilus and Cressida and Cymbeline with the tragedies, as the Folio has them.
+_HISTORIES = (
+    "john richard_ii henry_iv_part_1 henry_iv_part_2 henry_v henry_vi_part_1 henry_vi_part_2 "
+    "henry_vi_part_3 richard_iii henry_viii"
+).split()
+_TRAGEDIES = (
+    "troilus_and_cressida coriolanus tragedy_of_titus_andronicus romeo_and_juliet "
+    "timon_of_athens julius_caesar macbeth hamlet lear othello antony_and_cleopatra cymbeline"
+).split()
+FOLIO_GENRES = ("comedy", "history", "tragedy")
+
+
+def genre_of(play: str) -> int:
+    """Return the play's First Folio genre as an index into ``FOLIO_GENRES``."""
+    if play not in list_plays():
+        raise TextError(f"play: unknown play {play!r}; choose from {list_plays()}")
+    return 1 if play in _HISTORIES else 2 if play in _TRAGEDIES else 0
+
+
+def char_frequencies(text: str) -> np.ndarray:
+    """Return the relative frequency of each ``VOCAB`` character in ``text`` (sums to 1)."""
+    if not text:
+        raise TextError("text must be non-empty to count its characters")
+    counts = np.bincount(encode(text), minlength=len(VOCAB)).astype(np.float64)
+    return counts / counts.sum()
+
+
 # --- models ---------------------------------------------------------------------------------
 
 
@@ -306,6 +338,21 @@ def build_char_lm(
         ],
         name=f"char_{cell}{units}",
     )
+
+
+def perplexity(model, x, y, batch_size: int = 512) -> float:
+    """Return the per-character perplexity 2^(mean -log2 P(next char)) of ``model`` on (x, y)."""
+    import tensorflow as tf
+
+    total, count = 0.0, 0
+    for s in range(0, len(x), batch_size):
+        logits = model(np.asarray(x[s : s + batch_size], np.float32), training=False)
+        nll = tf.keras.losses.sparse_categorical_crossentropy(
+            y[s : s + batch_size], logits, from_logits=True
+        )
+        total += float(tf.reduce_sum(nll))
+        count += int(np.prod(nll.shape))
+    return float(2.0 ** (total / count / np.log(2.0)))
 
 
 def _layers(model):
