@@ -78,15 +78,40 @@ def canary_rows(data) -> list[dict]:
     log = et.canary_experiment(data, LM["units"], LM["epochs"], batch_size=64)
     for i, e in enumerate(log["epochs"]):
         for k, x in zip(COUNTS, log["exposure"][i], strict=True):
-            rows.append(row("exposure_vs_epochs", f"insertions={k} epoch={e}", None, x,
-                            log["seconds"][e - 1], perplexity=log["perplexity"][i]))  # fmt: skip
+            rows.append(
+                row(
+                    "exposure_vs_epochs",
+                    f"insertions={k} epoch={e}",
+                    None,
+                    x,
+                    log["seconds"][e - 1],
+                    perplexity=log["perplexity"][i],
+                )
+            )
     secrets = dict(zip(COUNTS, data["secrets"], strict=True))
     for k, sp, done in zip(COUNTS, data["spaces"], log["completions"], strict=True):
-        rows.append(row("completion", f"insertions={k} prefix={sp.prefix!r} secret={secrets[k]} "
-                        f"completed={done}", None, None, None, perplexity=None))  # fmt: skip
+        rows.append(
+            row(
+                "completion",
+                f"insertions={k} prefix={sp.prefix!r} secret={secrets[k]} completed={done}",
+                None,
+                None,
+                None,
+                perplexity=None,
+            )
+        )
     for k, x in zip(COUNTS, log["exposure"][-1], strict=True):
         last = log["epochs"][-1]
-        rows.append(row("dp_exposure", f"insertions={k} noise_multiplier=0 epoch={last}", None, x, log["seconds"][-1], perplexity=log["perplexity"][-1]))  # fmt: skip
+        rows.append(
+            row(
+                "dp_exposure",
+                f"insertions={k} noise_multiplier=0 epoch={last}",
+                None,
+                x,
+                log["seconds"][-1],
+                perplexity=log["perplexity"][-1],
+            )
+        )
     print(f"non-private: {log['params']} parameters, exposure {log['exposure'][-1]}")
     return rows, log["params"]
 
@@ -96,13 +121,26 @@ def dp_rows(data) -> list[dict]:
     n = len(data["x"])
     for target in LM["dp_epsilons"]:
         sigma = lk.dp.dpsgd_noise_multiplier(target, LM["dp_batch"], n, LM["dp_epochs"], DELTA)
-        log = et.canary_experiment(data, LM["units"], LM["dp_epochs"], batch_size=LM["dp_batch"],
-                                   noise_multiplier=sigma, delta=DELTA)  # fmt: skip
+        log = et.canary_experiment(
+            data,
+            LM["units"],
+            LM["dp_epochs"],
+            batch_size=LM["dp_batch"],
+            noise_multiplier=sigma,
+            delta=DELTA,
+        )
         for i, e in enumerate(log["epochs"]):
             for k, x in zip(COUNTS, log["exposure"][i], strict=True):
-                rows.append(row("dp_exposure", f"insertions={k} noise_multiplier={sigma:.3f} "
-                                f"epoch={e}", log["epsilon"][i], x, log["seconds"][e - 1],
-                                perplexity=log["perplexity"][i]))  # fmt: skip
+                rows.append(
+                    row(
+                        "dp_exposure",
+                        f"insertions={k} noise_multiplier={sigma:.3f} epoch={e}",
+                        log["epsilon"][i],
+                        x,
+                        log["seconds"][e - 1],
+                        perplexity=log["perplexity"][i],
+                    )
+                )
         print(f"DP eps={log['epsilon'][-1]:.2f}: exposure {log['exposure'][-1]}")
     return rows
 
@@ -135,22 +173,35 @@ def cost_rows(data) -> list[dict]:
         grads = tape.gradient(value, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
 
-    rows.append(row("dpsgd_cost", f"method=non-private batch={b}", seconds=timed(plain),
-                    perplexity=None))  # fmt: skip
+    rows.append(
+        row("dpsgd_cost", f"method=non-private batch={b}", seconds=timed(plain), perplexity=None)
+    )
     dp = RecurrentDPSGD(model, 1.0, 1.0, 0.1)
-    rows.append(row("dpsgd_cost", f"method=ghost-recurrent batch={b}",
-                    seconds=timed(lambda xb, yb: dp.step(xb, yb, float(b), b)),
-                    perplexity=None))  # fmt: skip
-    unrolled = tf.keras.Sequential([
-        tf.keras.layers.InputLayer(input_shape=(LM["seq_len"],)),
-        tf.keras.layers.Embedding(len(lk.text.VOCAB), 16),
-        tf.keras.layers.GRU(LM["units"], return_sequences=True, unroll=True),
-        tf.keras.layers.Dense(len(lk.text.VOCAB)),
-    ])  # fmt: skip
+    rows.append(
+        row(
+            "dpsgd_cost",
+            f"method=ghost-recurrent batch={b}",
+            seconds=timed(lambda xb, yb: dp.step(xb, yb, float(b), b)),
+            perplexity=None,
+        )
+    )
+    unrolled = tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(LM["seq_len"],)),
+            tf.keras.layers.Embedding(len(lk.text.VOCAB), 16),
+            tf.keras.layers.GRU(LM["units"], return_sequences=True, unroll=True),
+            tf.keras.layers.Dense(len(lk.text.VOCAB)),
+        ]
+    )
     vec = lk.dp.DPSGD(unrolled, 1.0, 1.0, 0.1, method="vectorized")
-    rows.append(row("dpsgd_cost", f"method=vectorized batch={b}",
-                    seconds=timed(lambda xb, yb: vec.step(xb, yb, float(b), b)),
-                    perplexity=None))  # fmt: skip
+    rows.append(
+        row(
+            "dpsgd_cost",
+            f"method=vectorized batch={b}",
+            seconds=timed(lambda xb, yb: vec.step(xb, yb, float(b), b)),
+            perplexity=None,
+        )
+    )
     return rows
 
 
@@ -162,19 +213,33 @@ def fl_rows() -> list[dict]:
         num = len(lk.text.load_roles(FL["plays"], min_chars=400))
         agg = lk.dp.DPFedAvgAggregator(0.5, 1.0, m, seed=0) if dp else None
         res = et.federated_text(
-            FL["plays"], partition, FL["num_rounds"], units=FL["units"], stride=8,
-            client_fraction=m / num, aggregator=agg, seed=0,
-        )  # fmt: skip
+            FL["plays"],
+            partition,
+            FL["num_rounds"],
+            units=FL["units"],
+            stride=8,
+            client_fraction=m / num,
+            aggregator=agg,
+            seed=0,
+        )
         h = res["history"]
         name = f"partition={partition}" + (" dp=DP-FedAvg" if dp else "")
         for r, acc, s in zip(h.rounds, h.test_accuracy, h.wall_time, strict=True):
-            rows.append(row("federated", f"{name} round={r}", res["epsilon"], seconds=s,
-                            accuracy=acc))  # fmt: skip
+            rows.append(
+                row("federated", f"{name} round={r}", res["epsilon"], seconds=s, accuracy=acc)
+            )
         reached = h.rounds_to(FL["target"])
-        rows.append(row("federated_summary", f"{name} clients={res['num_clients']} "
-                        f"per_round={m} target={FL['target']} rounds_to_target={reached} "
-                        f"rounds={h.rounds[-1]}",
-                        res["epsilon"], seconds=h.wall_time[-1], accuracy=h.final_accuracy))  # fmt: skip
+        rows.append(
+            row(
+                "federated_summary",
+                f"{name} clients={res['num_clients']} "
+                f"per_round={m} target={FL['target']} rounds_to_target={reached} "
+                f"rounds={h.rounds[-1]}",
+                res["epsilon"],
+                seconds=h.wall_time[-1],
+                accuracy=h.final_accuracy,
+            )
+        )
         print(f"FL {name}: final accuracy {h.final_accuracy:.3f}, rounds to target {reached}")
     return rows
 
@@ -193,8 +258,16 @@ def inference_rows(meta: dict) -> list[dict]:
     for q in queries:
         service.plaintext_scores(q)
     plain = (time.perf_counter() - start) / len(queries)
-    rows.append(row("private_inference", f"plaintext d={service.num_features} k=3", None, None,
-                    plain, accuracy=acc))  # fmt: skip
+    rows.append(
+        row(
+            "private_inference",
+            f"plaintext d={service.num_features} k=3",
+            None,
+            None,
+            plain,
+            accuracy=acc,
+        )
+    )
     for bits in lk.scale([1024], [2048, 3072]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)
@@ -206,8 +279,16 @@ def inference_rows(meta: dict) -> list[dict]:
             [np.argmax(r["scores"]) == np.argmax(r["plaintext_scores"]) for r in results]
         )
         seconds = float(np.median([r["seconds_total"] for r in results]))
-        rows.append(row("private_inference", f"paillier key_bits={bits} d={service.num_features} "
-                        f"k=3 agree={agree:.3f}", None, None, seconds, accuracy=acc))  # fmt: skip
+        rows.append(
+            row(
+                "private_inference",
+                f"paillier key_bits={bits} d={service.num_features} k=3 agree={agree:.3f}",
+                None,
+                None,
+                seconds,
+                accuracy=acc,
+            )
+        )
         r = results[0]
         meta.setdefault("private_inference", {})[str(bits)] = {
             k: r[k]
@@ -235,8 +316,11 @@ def main() -> None:
         "delta": DELTA,
     }
     data = et.canary_corpus(LM["plays"], COUNTS, LM["seq_len"], LM["secret_length"], seed=0)
-    meta["lm"] |= {"num_chunks": len(data["x"]), "num_chars": data["num_chars"],
-                   "candidate_space": data["spaces"][0].size}  # fmt: skip
+    meta["lm"] |= {
+        "num_chunks": len(data["x"]),
+        "num_chars": data["num_chars"],
+        "candidate_space": data["spaces"][0].size,
+    }
     rows = []
     for part in ("canary", "cost", "dp", "fl", "inference"):
         t = time.perf_counter()

@@ -132,9 +132,13 @@ def canary_experiment(
             order = rng.permutation(len(data["x"]))
             start = time.perf_counter()
             model.fit(
-                data["x"][order], data["y"][order], batch_size=batch_size, epochs=1, verbose=0,
+                data["x"][order],
+                data["y"][order],
+                batch_size=batch_size,
+                epochs=1,
+                verbose=0,
                 shuffle=False,
-            )  # fmt: skip
+            )
             elapsed[0] += time.perf_counter() - start
             record(epoch, float("inf"))
     else:
@@ -145,11 +149,20 @@ def canary_experiment(
 
         # measuring is outside the timed part: DP seconds count from the history's clock
         train_dpsgd_lm(
-            model, data["x"], data["y"], l2_norm_clip=l2_norm_clip,
-            noise_multiplier=noise_multiplier, batch_size=batch_size, epochs=epochs,
-            learning_rate=dp_learning_rate, momentum=0.9, delta=delta, seed=seed,
-            noise_seed=seed, on_epoch_end=on_epoch,
-        )  # fmt: skip
+            model,
+            data["x"],
+            data["y"],
+            l2_norm_clip=l2_norm_clip,
+            noise_multiplier=noise_multiplier,
+            batch_size=batch_size,
+            epochs=epochs,
+            learning_rate=dp_learning_rate,
+            momentum=0.9,
+            delta=delta,
+            seed=seed,
+            noise_seed=seed,
+            on_epoch_end=on_epoch,
+        )
     log["completions"] = [
         ex.complete_secret(model, sp, beam_width=1)[0][0] for sp in data["spaces"]
     ]
@@ -203,11 +216,20 @@ def federated_text(
     pick = make_rng(seed).permutation(len(x_te))[:num_test]
     model = text.build_char_lm(seq_len, units=units, return_sequences=False, seed=seed)
     history = fl.fedavg(
-        model, clients, num_rounds, client_fraction=client_fraction, local_epochs=local_epochs,
-        batch_size=batch_size, learning_rate=learning_rate, aggregator=aggregator,
-        test_data=(x_te[pick], y_te[pick]), target_accuracy=target_accuracy,
-        eval_every=eval_every, seed=seed, description=f"FedAvg ({partition})",
-    )  # fmt: skip
+        model,
+        clients,
+        num_rounds,
+        client_fraction=client_fraction,
+        local_epochs=local_epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        aggregator=aggregator,
+        test_data=(x_te[pick], y_te[pick]),
+        target_accuracy=target_accuracy,
+        eval_every=eval_every,
+        seed=seed,
+        description=f"FedAvg ({partition})",
+    )
     epsilon = None
     if isinstance(aggregator, DPFedAvgAggregator):
         epsilon = aggregator.epsilon(len(clients), delta=1.0 / len(clients) ** 1.1)
