@@ -45,7 +45,10 @@ def test_role_partition_is_deterministic_and_complete():
 
 
 def test_parse_play_continues_a_speech_after_a_stage_direction():
-    play = "ACT I.\n\nHAM.\nTo be, or not to be. [Aside.]\n\n[Enter Ghost.]\n\nThat is the question.\n"
+    play = (
+        "ACT I.\n\nHAM.\nTo be, or not to be. [Aside.]\n\n[Enter Ghost.]\n\n"
+        "That is the question.\n"
+    )
     (role,) = text.parse_play(play, "toy")
     assert role.role == "HAM"
     assert role.lines == ("To be, or not to be.", "That is the question.")
