@@ -46,8 +46,7 @@ def test_role_partition_is_deterministic_and_complete():
 
 def test_parse_play_continues_a_speech_after_a_stage_direction():
     play = (
-        "ACT I.\n\nHAM.\nTo be, or not to be. [Aside.]\n\n[Enter Ghost.]\n\n"
-        "That is the question.\n"
+        "ACT I.\n\nHAM.\nTo be, or not to be. [Aside.]\n\n[Enter Ghost.]\n\nThat is the question.\n"
     )
     (role,) = text.parse_play(play, "toy")
     assert role.role == "HAM"
@@ -93,7 +92,7 @@ def _context_free_model(costs: dict[str, float]):
     model = text.build_char_lm(16, units=4, seed=0)
     dense = model.layers[-1]
     logits = np.full(len(text.VOCAB), -60.0, np.float32)
-    rest = 1.0 - sum(2.0 ** -c for c in costs.values())
+    rest = 1.0 - sum(2.0**-c for c in costs.values())
     logits[text.encode(" ")[0]] = math.log(rest)  # the remaining mass, on a non-digit
     for c, bits in costs.items():
         logits[text.encode(c)[0]] = -bits * math.log(2.0)
@@ -107,9 +106,7 @@ def test_exposure_is_exact_on_a_model_with_known_ranks():
     model = _context_free_model(costs)
     space = ex.CanarySpace("pin ", alphabet="0123", length=3)
     lps = ex.candidate_log_perplexities(model, space)
-    expected = {
-        "".join(s): sum(costs[c] for c in s) for s in itertools.product("0123", repeat=3)
-    }
+    expected = {"".join(s): sum(costs[c] for c in s) for s in itertools.product("0123", repeat=3)}
     for secret, value in expected.items():
         assert lps[space.index(secret)] == pytest.approx(value, abs=1e-4)
     # "000" is the likeliest: rank 1, exposure log2 64 = 6 bits; "333" the least likely
