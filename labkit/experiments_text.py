@@ -38,17 +38,19 @@ def canary_corpus(
     seq_len: int,
     secret_length: int = 5,
     heldout_fraction: float = 0.1,
+    max_chars: int | None = None,
     seed: int = 0,
 ) -> dict:
     """Return the training chunks with canaries planted, held-out chunks, and the canaries.
 
     Canary i is ``"<name>'s pin is <secret>"`` with a random secret of ``secret_length`` digits,
     inserted ``counts[i]`` times at random line starts of the training part of the text.
+    ``max_chars`` keeps only the start of the plays' text (quick mode).
     """
     if len(counts) > len(CANARY_NAMES):
         raise text.TextError(f"counts may list up to {len(CANARY_NAMES)} canaries, got {counts}")
     roles = text.load_roles(plays)
-    corpus = text.role_text(roles)
+    corpus = text.role_text(roles)[:max_chars]
     cut = int(len(corpus) * (1.0 - heldout_fraction))
     rng = make_rng(seed)
     spaces, secrets = [], []

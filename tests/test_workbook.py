@@ -110,7 +110,11 @@ def test_notebooks_carry_kernel_metadata_and_clean_counts():
         checked = [
             c
             for c in nb["cells"]
-            if c["cell_type"] == "code" and "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")
+            if c["cell_type"] == "code"
+            and (
+                "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")
+                or "nbval-check-output" in c["metadata"].get("tags", [])  # the cell-tag form
+            )
         ]
         assert checked, f"{name}: at least one deterministic cell must be compared by nbval"
 
