@@ -16,4 +16,8 @@ from labkit.models import *  # noqa: F403
 from labkit.plots import *  # noqa: F403
 from labkit.results import *  # noqa: F403
 
+# isort: split
+# Chapter 08's new modules, called as lk.text.*, lk.exposure.*, ... (to be folded into the layers)
+from labkit import experiments_text, exposure, plots_text, private_inference, text  # noqa: F401
+
 __version__ = "0.1.0"
