@@ -1,41 +1,59 @@
-"""Encrypted aggregation of updates: per-value phe vs labkit packing (+ fast encryption) vs CKKS.
+"""Encrypted aggregation of updates: per-value phe vs labkit packing (+ DJN) vs TenSEAL CKKS.
 
 Each of ``num_clients`` parties encrypts a ``num_values`` update (floats in [-1, 1]) under one
 ``key_bits`` Paillier key (or one CKKS context); the server multiplies/adds the ciphertexts; the key
-holder decrypts and decodes the aggregate. ``seconds_total`` is the compute of all three steps,
-summed over parties as if run one after another on this machine; one-off key set-up (key
-generation, the DJN table, the CKKS context) is reported separately as ``setup_seconds``.
-On a shared machine other load only slows a run down, so each timing is the fastest of a few:
-``--runs`` runs for the fast paths and CKKS, one run for packing with phe's slow encryption.
+holder decrypts and decodes the aggregate. ``seconds_total`` is encrypt + aggregate + decrypt
+(recorded separately), summed over parties as if run one after another on this machine;
+one-off set-up (key generation, the DJN table, the CKKS context) is ``setup_seconds``.
 
-Per-value phe at full size would take hours, so it is timed on a sample and extrapolated
-(``extrapolated: true``). TenSEAL is optional (``uv run --group bench``); without it the CKKS row
-is skipped with a note. labkit itself never imports tenseal.
+CKKS is compared at the smallest parameters at 128-bit security that support additions (one
+data prime holding the scale and the sum's integer part, plus the special prime TenSEAL
+requires; no multiplication levels) *and* give a sum at least as precise as the exact path's
+error bound: the benchmark tries candidates from small to large and keeps the first that does.
+The previous setting (N = 8192, [60, 40, 40, 60], scale 2^40) is measured beside it.
+
+On a shared machine other load only slows a run down, so each timing is the fastest of
+``--runs``, and the fast configurations run interleaved round by round, so the load hits all
+of them alike; the load average at start and end is recorded. Per-value phe at full size
+would take hours, so it is timed on a sample and extrapolated (``extrapolated: true``).
 
 Usage:
-    uv run --group bench python benchmarks/he_aggregation.py            # the issue's full size
-    uv run --group bench python benchmarks/he_aggregation.py --quick    # smoke test, ~1 minute
+    uv run python benchmarks/he_aggregation.py            # full size (writes he_aggregation.json)
+    uv run python benchmarks/he_aggregation.py --quick    # smoke test, ~1 minute (_quick.json)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import secrets
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+import tenseal as ts
+from _common import print_table, write_results
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
-KEYS = ("method", "seconds_total", "bytes_per_value", "max_abs_error", "exact")
+os.environ.setdefault("LABKIT_PROGRESS", "0")  # no progress bars in a logged benchmark
+from labkit.he.djn import CrtDecryptor
+
+TABLE = ["method", "seconds_total", "encrypt_seconds", "aggregate_seconds", "decrypt_seconds",
+         "bytes_per_value", "max_abs_error", "exact", "speedup_vs_phe",
+         "ratio_to_ckks"]  # fmt: skip
+# (poly_modulus_degree, coeff_mod_bit_sizes, scale bits), smallest first; all within SEAL's
+# 128-bit limits (54 bits of modulus at N = 2048, 109 at N = 4096, 218 at N = 8192).
+CKKS_CANDIDATES = [
+    (2048, [36, 18], 30),
+    (2048, [37, 17], 31),
+    (4096, [38, 20], 32),
+    (4096, [40, 20], 34),
+    (8192, [60, 40], 40),
+]
+CKKS_PREVIOUS = (8192, [60, 40, 40, 60], 40)
 
 
 def make_updates(num_clients: int, num_values: int, seed: int) -> list[np.ndarray]:
@@ -44,14 +62,10 @@ def make_updates(num_clients: int, num_values: int, seed: int) -> list[np.ndarra
     return [np.clip(rng.normal(0.0, 0.3, num_values), -1.0, 1.0) for _ in range(num_clients)]
 
 
-def bench_phe_per_value(pk, sk, updates, sample: int, bursts: int = 3) -> dict:
-    """Time phe's encrypt / add / decrypt per value on a sample; extrapolate to the full size.
-
-    Each step is timed in ``bursts`` repeats and the fastest kept, so load from other processes
-    inflates the baseline (and the speed-ups over it) as little as possible.
-    """
+def phe_per_value(pk, sk, updates, sample: int, bursts: int = 3) -> dict:
+    """Time phe's encrypt / add / decrypt per value on a sample (best of ``bursts``)."""
     num_clients, num_values = len(updates), updates[0].size
-    cols = updates[0].size // sample * np.arange(sample)  # spread over the vector
+    cols = num_values // sample * np.arange(sample)  # spread over the vector
     t_enc = t_add = t_dec = np.inf
     for _ in range(bursts):
         t = time.perf_counter()
@@ -66,40 +80,33 @@ def bench_phe_per_value(pk, sk, updates, sample: int, bursts: int = 3) -> dict:
         dec = np.array([sk.decrypt(c) for c in total])
         t_dec = min(t_dec, (time.perf_counter() - t) / sample)
     ref = np.sum([x[cols] for x in updates], axis=0)
-    seconds = (
-        num_clients * num_values * t_enc
-        + (num_clients - 1) * num_values * t_add
-        + num_values * t_dec
-    )
+    split = {
+        "encrypt_seconds": num_clients * num_values * t_enc,
+        "aggregate_seconds": (num_clients - 1) * num_values * t_add,
+        "decrypt_seconds": num_values * t_dec,
+    }
     return {
-        "method": "phe, one ciphertext per value",
-        "seconds_total": seconds,
+        **_paillier("phe, one ciphertext per value", False, "phe", None, 1),
+        "seconds_total": sum(split.values()),
+        **split,
         "bytes_per_value": lk.he.ciphertext_bytes(pk),
         "max_abs_error": float(np.abs(dec - ref).max()),
         "exact": True,
         "extrapolated": True,
+        "runs": bursts,
         "sample_values_per_client": sample,
-        "encrypt_ms_per_value": 1e3 * t_enc,
-        "add_ms_per_value": 1e3 * t_add,
-        "decrypt_ms_per_value": 1e3 * t_dec,
         "setup_seconds": 0.0,
-        "note": f"fastest of {bursts} timings on {sample} values x {num_clients} clients, "
-        f"extrapolated to {num_values} values (phe's exact float encoding)",
     }
 
 
-def bench_packed(pk, sk, updates, spec, method, runs=1, **kwargs) -> dict:
-    """Return the fastest of ``runs`` runs of ``packed_once`` (each checked for exactness)."""
-    results = [packed_once(pk, sk, updates, spec, method, **kwargs) for _ in range(runs)]
-    best = min(results, key=lambda r: r["seconds_total"])
-    best["exact"] = all(r["exact"] for r in results)
-    best["runs"] = runs
-    return best
+def _paillier(method, packed, encryption, exponent_bits, processes) -> dict:
+    return {"table": "aggregation", "method": method, "scheme": "paillier", "packed": packed,
+            "encryption": encryption, "exponent_bits": exponent_bits,
+            "processes": processes, "s": 1}  # fmt: skip
 
 
-def packed_once(pk, sk, updates, spec, method, encryptor=None, workers=1, setup=0.0) -> dict:
+def packed_once(pk, sk, updates, spec, encryptor=None, workers=1) -> dict:
     """Encrypt every update packed, sum on the server, decrypt; check exactness against integers."""
-    num_values = updates[0].size
     t0 = time.perf_counter()
     vecs = [
         lk.he.encrypt_packed(pk, x, spec, encryptor=encryptor, workers=workers) for x in updates
@@ -111,29 +118,52 @@ def packed_once(pk, sk, updates, spec, method, encryptor=None, workers=1, setup=
     result = lk.he.dequantize(slots, spec, total.weight)
     t3 = time.perf_counter()
     ref_int = np.sum([lk.he.quantize(x, spec) for x in updates], axis=0)
-    ref = np.sum(updates, axis=0)
     return {
-        "method": method,
         "seconds_total": t3 - t0,
-        "bytes_per_value": vecs[0].nbytes / num_values,
-        "max_abs_error": float(np.abs(result - ref).max()),
-        "exact": bool(np.array_equal(slots, ref_int)),
-        "extrapolated": False,
         "encrypt_seconds": t1 - t0,
         "aggregate_seconds": t2 - t1,
         "decrypt_seconds": t3 - t2,
-        "setup_seconds": setup,
-        "workers": workers,
-        "values_per_ciphertext": spec.slots(pk),
+        "bytes_per_value": vecs[0].nbytes / updates[0].size,
+        "max_abs_error": float(np.abs(result - np.sum(updates, axis=0)).max()),
+        "exact": bool(np.array_equal(slots, ref_int)),
+        "extrapolated": False,
+        "values_per_ciphertext": spec.slots(pk, vecs[0].s),
         "ciphertexts_per_client": len(vecs[0].ciphertexts),
         "error_bound": spec.max_error(len(updates)),
-        "exponent_bits": getattr(encryptor, "exponent_bits", None),
+    }
+
+
+def phe_packed(pk, sk, updates, spec, pool, measured: int) -> dict:
+    """Packing with phe's full-size r^n: run ``measured`` clients (minutes), scale to all.
+
+    Encryption scales with the number of clients, the server's work with clients - 1; the key
+    holder decrypts one aggregate whatever the number of clients. Exactness is checked on the
+    measured clients' sum.
+    """
+    one = packed_once(pk, sk, updates[:measured], spec, workers=pool)
+    k = len(updates)
+    split = {
+        "encrypt_seconds": one["encrypt_seconds"] * k / measured,
+        "aggregate_seconds": one["aggregate_seconds"] * (k - 1) / max(measured - 1, 1),
+        "decrypt_seconds": one["decrypt_seconds"],
+    }
+    return {
+        **_paillier("labkit packed, phe's r^n encryption, 2 processes", True, "phe", None, 2),
+        **one,
+        **split,
+        "seconds_total": sum(split.values()),
+        "max_abs_error": None,  # measured on fewer clients: not comparable
+        "error_bound": spec.max_error(k),
+        "extrapolated": True,
+        "clients_measured": measured,
+        "runs": 1,
+        "setup_seconds": 0.0,
     }
 
 
 @contextlib.contextmanager
 def quiet_stdout():
-    """Silence C++ writes to fd 1 (TenSEAL warns there for vectors longer than one ciphertext)."""
+    """Silence C++ writes to fd 1 (TenSEAL prints notes for vectors longer than one ciphertext)."""
     sys.stdout.flush()
     saved = os.dup(1)
     with open(os.devnull, "w") as devnull:
@@ -145,28 +175,19 @@ def quiet_stdout():
             os.close(saved)
 
 
-def bench_ckks(updates) -> dict:
-    """Encrypt with TenSEAL CKKS (N = 8192, scale 2^40), add, decrypt; or a skip note."""
-    try:
-        import tenseal as ts
-    except ImportError:
-        return {
-            "method": "TenSEAL CKKS (skipped)",
-            "seconds_total": None,
-            "bytes_per_value": None,
-            "max_abs_error": None,
-            "exact": False,
-            "note": "tenseal is not installed: run with `uv run --group bench`",
-        }
-    t = time.perf_counter()
-    ctx = ts.context(
-        ts.SCHEME_TYPE.CKKS, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 40, 40, 60]
-    )
-    ctx.global_scale = 2**40
-    setup = time.perf_counter() - t
+def ckks_context(params):
+    """Return a TenSEAL CKKS context for ``(N, coeff_mod_bit_sizes, scale_bits)``."""
+    n, bits, scale = params
+    ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=n, coeff_mod_bit_sizes=bits)
+    ctx.global_scale = 2**scale
+    return ctx
+
+
+def ckks_once(ctx, updates) -> dict:
+    """Encrypt each update with CKKS, add, decrypt; error against the float64 sum."""
     with quiet_stdout():
         t0 = time.perf_counter()
-        vecs = [ts.ckks_vector(ctx, x.tolist()) for x in updates]
+        vecs = [ts.ckks_vector(ctx, x) for x in updates]
         t1 = time.perf_counter()
         total = vecs[0]
         for v in vecs[1:]:
@@ -174,24 +195,57 @@ def bench_ckks(updates) -> dict:
         t2 = time.perf_counter()
         result = np.array(total.decrypt())
         t3 = time.perf_counter()
-    nbytes = len(vecs[0].serialize())
     return {
-        "method": "TenSEAL CKKS (N=8192, scale 2^40)",
         "seconds_total": t3 - t0,
-        "bytes_per_value": nbytes / updates[0].size,
-        "max_abs_error": float(np.abs(result - np.sum(updates, axis=0)).max()),
-        "exact": False,
-        "extrapolated": False,
         "encrypt_seconds": t1 - t0,
         "aggregate_seconds": t2 - t1,
         "decrypt_seconds": t3 - t2,
-        "setup_seconds": setup,
-        "note": "approximate scheme: no exact integer result to check",
+        "bytes_per_value": len(vecs[0].serialize()) / updates[0].size,
+        "max_abs_error": float(np.abs(result - np.sum(updates, axis=0)).max()),
+        "exact": False,
+        "extrapolated": False,
     }
 
 
+def ckks_row(params, which: str) -> dict:
+    """Return the fields that describe a CKKS configuration."""
+    n, bits, scale = params
+    return {
+        "table": "aggregation",
+        "method": f"TenSEAL CKKS (N={n}, {bits}, scale 2^{scale})",
+        "scheme": "ckks",
+        "packed": True,
+        "encryption": None,
+        "exponent_bits": None,
+        "processes": 1,
+        "ckks_params": which,
+        "poly_modulus_degree": n,
+        "coeff_mod_bit_sizes": bits,
+        "scale_bits": scale,
+        "values_per_ciphertext": n // 2,
+        "threads": "TenSEAL default (all cores)",
+    }
+
+
+def smallest_ckks(updates, bound: float) -> tuple[tuple, list[dict]]:
+    """Return the first candidate whose sum error is within ``bound``, and every trial."""
+    trials = []
+    for params in CKKS_CANDIDATES:
+        try:
+            r = ckks_once(ckks_context(params), updates)
+        except (ValueError, RuntimeError) as err:  # TenSEAL refuses parameters it cannot use
+            trials.append({"params": params, "error": str(err)})
+            continue
+        trials.append({"params": params, "max_abs_error": r["max_abs_error"],
+                       "bytes_per_value": r["bytes_per_value"]})  # fmt: skip
+        print(f"  CKKS candidate {params}: max error {r['max_abs_error']:.2e}", flush=True)
+        if r["max_abs_error"] <= bound:
+            return params, trials
+    raise RuntimeError(f"no CKKS candidate reached the error bound {bound:.2e}")
+
+
 def key_size_sweep(key_bits_list, spec, reps: int) -> list[dict]:
-    """Return per-ciphertext costs at each key size (best of 5): phe encrypt, DJN, decrypt."""
+    """Return per-ciphertext costs at each key size (best of 5): phe, DJN, CRT decryption."""
     rows = []
     for bits in key_bits_list:
         with warnings.catch_warnings():
@@ -199,53 +253,42 @@ def key_size_sweep(key_bits_list, spec, reps: int) -> list[dict]:
             t = time.perf_counter()
             pk, sk = lk.he.cached_keypair(bits, allow_insecure=True)
             keygen = time.perf_counter() - t
-        fe = lk.he.FastEncryptor(pk)
+        encryptors = {
+            "fast_encrypt_ms": lk.he.FastEncryptor(pk),
+            "djn_short_encrypt_ms": lk.he.FastEncryptor(pk, 2 * lk.he.security_bits(bits)),
+        }
+        dec = CrtDecryptor(sk)
         m = [secrets.randbelow(pk.n) for _ in range(reps)]
-        best = {"phe": np.inf, "fast": np.inf, "dec": np.inf}
+        best = dict.fromkeys(["phe_encrypt_ms", *encryptors, "decrypt_ms"], np.inf)
+        for fe in encryptors.values():
+            fe.obfuscator()  # build the table outside the timing
         for _ in range(5):  # best of 5 short runs: robust to other load on a shared machine
             t = time.perf_counter()
             cts = [pk.raw_encrypt(x) for x in m]
-            best["phe"] = min(best["phe"], (time.perf_counter() - t) / reps)
+            best["phe_encrypt_ms"] = min(best["phe_encrypt_ms"], (time.perf_counter() - t) / reps)
+            for key, fe in encryptors.items():
+                t = time.perf_counter()
+                cts = [fe.raw_encrypt(x) for x in m]
+                best[key] = min(best[key], (time.perf_counter() - t) / reps)
             t = time.perf_counter()
-            cts = [fe.raw_encrypt(x) for x in m]
-            best["fast"] = min(best["fast"], (time.perf_counter() - t) / reps)
-            t = time.perf_counter()
-            for c in cts:
-                sk.raw_decrypt(c)
-            best["dec"] = min(best["dec"], (time.perf_counter() - t) / reps)
-        t_phe, t_fast, t_dec = best["phe"], best["fast"], best["dec"]
+            assert dec.raw_decrypt_many(cts) == m
+            best["decrypt_ms"] = min(best["decrypt_ms"], (time.perf_counter() - t) / reps)
         rows.append(
             {
+                "table": "key_size_sweep",
+                "method": f"{bits}-bit key",
+                "scheme": "paillier",
                 "key_bits": bits,
                 "keygen_seconds": keygen,
-                "phe_encrypt_ms": 1e3 * t_phe,
-                "fast_encrypt_ms": 1e3 * t_fast,
-                "decrypt_ms": 1e3 * t_dec,
+                **{k: 1e3 * v for k, v in best.items()},
+                "exponent_bits": encryptors["fast_encrypt_ms"].exponent_bits,
+                "short_exponent_bits": encryptors["djn_short_encrypt_ms"].exponent_bits,
                 "values_per_ciphertext": spec.slots(pk),
                 "ciphertext_bytes": lk.he.ciphertext_bytes(pk),
             }
         )
         print(f"  sweep {bits} bits: {rows[-1]}", flush=True)
     return rows
-
-
-def markdown(rows: list[dict], baseline: float) -> str:
-    """Return the results as a Markdown table with speed-ups over the per-value phe baseline."""
-    lines = [
-        "| method | seconds_total | speed-up vs phe | bytes/value | max abs error | exact |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        if r["seconds_total"] is None:
-            lines.append(f"| {r['method']} | — | — | — | — | {r.get('note', '')} |")
-            continue
-        star = " (extrapolated)" if r.get("extrapolated") else ""
-        lines.append(
-            f"| {r['method']} | {r['seconds_total']:.2f}{star}"
-            f" | {baseline / r['seconds_total']:.0f}x"
-            f" | {r['bytes_per_value']:.2f} | {r['max_abs_error']:.2e} | {r['exact']} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -259,74 +302,73 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="fast paths and CKKS: keep the best run")
     ap.add_argument("--quick", action="store_true", help="small smoke run, separate JSON")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--phe-packed-clients", type=int, default=2, help="measured, then scaled")
     args = ap.parse_args()
     if args.quick:
         args.num_values, args.sample = 5_000, 5
-    load_start = os.getloadavg()[0]
+    load_start = round(os.getloadavg()[0], 2)
     updates = make_updates(args.num_clients, args.num_values, args.seed)
     spec = lk.he.PackingSpec(-1.0, 1.0, args.precision_bits, max_summands=args.num_clients)
     t = time.perf_counter()
     pk, sk = lk.he.cached_keypair(args.key_bits)
     keygen = time.perf_counter() - t
+    k = pk.n.bit_length()
     print(
-        f"{args.num_clients} clients x {args.num_values} values, {args.key_bits}-bit key "
-        f"(generated in {keygen:.1f} s), {spec.precision_bits}-bit quantisation in [-1, 1], "
-        f"{spec.slot_bits}-bit slots, {spec.slots(pk)} values per ciphertext",
+        f"{args.num_clients} clients x {args.num_values} values, {k}-bit key, "
+        f"{spec.precision_bits}-bit quantisation in [-1, 1], {spec.slot_bits}-bit slots, "
+        f"{spec.slots(pk)} values per ciphertext; load average {load_start}",
         flush=True,
     )
-    rows = [bench_phe_per_value(pk, sk, updates, args.sample)]
+    rows = [phe_per_value(pk, sk, updates, args.sample)]
     print(f"  {rows[-1]['method']}: {rows[-1]['seconds_total']:.0f} s (extrapolated)", flush=True)
 
-    def run(*a, **k):
-        rows.append(bench_packed(pk, sk, updates, spec, *a, **k))
-        print(f"  {rows[-1]['method']}: {rows[-1]['seconds_total']:.2f} s", flush=True)
+    ckks_params, ckks_trials = smallest_ckks(updates, spec.max_error(args.num_clients))
+    short = 2 * lk.he.security_bits(k)
+    with lk.he.Workers(2) as pool:
+        rows.append(phe_packed(pk, sk, updates, spec, pool, args.phe_packed_clients))
+        print(f"  {rows[-1]['method']}: {rows[-1]['seconds_total']:.1f} s", flush=True)
+        configs = {}  # name -> (fields, run function)
+        for bits, procs, dj in [(None, 1, 1), (short, 1, 1), (short, 2, 1), (short, 2, 2)]:
+            t = time.perf_counter()
+            fe = lk.he.FastEncryptor(pk, exponent_bits=bits, s=dj)
+            fe.obfuscator()  # builds the fixed-base table
+            setup = time.perf_counter() - t
+            label = f"labkit packed + DJN {fe.exponent_bits}-bit exponent" + (
+                " (2 x security level)" if bits else ""
+            )
+            label += ", Damgård–Jurik s=2" if dj == 2 else ""
+            label += ", 2 processes" if procs == 2 else ""
+            fields = {**_paillier(label, True, "djn", fe.exponent_bits, procs), "s": dj,
+                      "setup_seconds": setup, "window_bits": fe.window_bits}  # fmt: skip
+            w = pool if procs == 2 else 1
+            configs[label] = (fields, lambda fe=fe, w=w: packed_once(pk, sk, updates, spec, fe, w))
+        for params, which in [(ckks_params, "smallest"), (CKKS_PREVIOUS, "previous")]:
+            t = time.perf_counter()
+            ctx = ckks_context(params)
+            fields = {**ckks_row(params, which), "setup_seconds": time.perf_counter() - t}
+            configs[fields["method"]] = (fields, lambda ctx=ctx: ckks_once(ctx, updates))
+        trials = {name: [] for name in configs}
+        for r in range(args.runs):  # interleaved: each round runs every configuration once
+            for name, (_, run) in configs.items():
+                trials[name].append(run())
+            print(f"  round {r + 1}/{args.runs} done, load {os.getloadavg()[0]:.1f}", flush=True)
+    for name, (fields, _) in configs.items():
+        best = min(trials[name], key=lambda x: x["seconds_total"])
+        exact = all(x["exact"] for x in trials[name])
+        rows.append({**fields, **best, "exact": exact, "runs": args.runs})
 
-    run("labkit packed, phe's r^n encryption")  # one run: it takes minutes
-    k = pk.n.bit_length()
-    for bits, label in [
-        (None, f"DJN {(k + 1) // 2}-bit exponent"),
-        (2 * lk.he.security_bits(k), None),
-    ]:
-        t = time.perf_counter()
-        fe = lk.he.FastEncryptor(pk, exponent_bits=bits)
-        setup = time.perf_counter() - t
-        label = label or f"DJN {fe.exponent_bits}-bit exponent (2 x security level)"
-        run(f"labkit packed + {label}", encryptor=fe, setup=setup, runs=args.runs)
-        run(
-            f"labkit packed + {label}, 2 processes",
-            encryptor=fe,
-            workers=2,
-            setup=setup,
-            runs=args.runs,
-        )
-    ckks_runs = [bench_ckks(updates) for _ in range(args.runs)]
-    rows.append(min(ckks_runs, key=lambda r: r["seconds_total"] or 0.0))
-    rows[-1]["runs"] = args.runs
-    print(f"  {rows[-1]['method']}: {rows[-1]['seconds_total']}", flush=True)
-
-    baseline = rows[0]["seconds_total"]
-    for r in rows:
-        seconds = r["seconds_total"]
-        r["speedup_vs_phe_per_value"] = baseline / seconds if seconds else None
-    exact = [r for r in rows[1:] if r["exact"] and r["seconds_total"]]
-    fastest = min(exact, key=lambda r: r["seconds_total"])
-    ckks = rows[-1]
-    summary = {
-        "fastest_exact_method": fastest["method"],
-        "speedup_vs_phe_per_value": baseline / fastest["seconds_total"],
-        "target_speedup": 300,
-    }
-    if ckks["seconds_total"]:
-        summary["time_ratio_vs_ckks"] = fastest["seconds_total"] / ckks["seconds_total"]
-        summary["bytes_ratio_vs_ckks"] = fastest["bytes_per_value"] / ckks["bytes_per_value"]
-    sweep = (
-        [] if args.no_sweep else key_size_sweep([1024, 2048, 3072], spec, 20 if args.quick else 50)
-    )
-    out = {
-        "rows": [{**{k: r.get(k) for k in KEYS}, **r} for r in rows],
-        "summary": summary,
-        "key_size_sweep": sweep,
-        "config": {
+    agg = [r for r in rows if r["table"] == "aggregation"]
+    baseline = agg[0]["seconds_total"]
+    ckks = next(r for r in agg if r.get("ckks_params") == "smallest")
+    for r in agg:
+        r["speedup_vs_phe"] = baseline / r["seconds_total"]
+        r["ratio_to_ckks"] = r["seconds_total"] / ckks["seconds_total"]
+        r["bytes_ratio_to_ckks"] = r["bytes_per_value"] / ckks["bytes_per_value"]
+    fastest = min((r for r in agg[1:] if r["exact"]), key=lambda r: r["seconds_total"])
+    reps = 20 if args.quick else 50
+    sweep = [] if args.no_sweep else key_size_sweep([1024, 2048, 3072], spec, reps)
+    meta = {
+        "settings": {
             "num_clients": args.num_clients,
             "num_values": args.num_values,
             "key_bits": args.key_bits,
@@ -334,31 +376,30 @@ def main() -> None:
             "value_range": [spec.low, spec.high],
             "slot_bits": spec.slot_bits,
             "values_per_ciphertext": spec.slots(pk),
-            "keygen_seconds": keygen,
+            "runs": args.runs,
             "seed": args.seed,
-            "quick": args.quick,
-            "machine": f"{platform.machine()}, Python {platform.python_version()}, "
-            f"{os.cpu_count()} cores shared with other jobs",
-            "load_average_1min": [load_start, os.getloadavg()[0]],  # at start and end
+        },
+        "keygen_seconds": keygen,
+        "load_average_1min_start": load_start,
+        "load_average_1min_end": round(os.getloadavg()[0], 2),
+        "ckks_candidates": ckks_trials,
+        "summary": {
+            "fastest_exact_method": fastest["method"],
+            "speedup_vs_phe": fastest["speedup_vs_phe"],
+            "time_ratio_vs_ckks": fastest["ratio_to_ckks"],
+            "bytes_ratio_vs_ckks": fastest["bytes_ratio_to_ckks"],
+            "ckks_method": ckks["method"],
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = "he_aggregation_quick.json" if args.quick else "he_aggregation.json"
-    (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
+    path = write_results("he_aggregation", rows + sweep, meta, full=not args.quick)
     print()
-    print(markdown(rows, baseline))
-    print()
+    print_table(agg, TABLE)
+    s = meta["summary"]
     print(
-        f"fastest exact path: {fastest['method']}: {summary['speedup_vs_phe_per_value']:.0f}x "
-        "faster than per-value phe (target 300x)"
-        + (
-            f"; {summary['time_ratio_vs_ckks']:.2f}x CKKS's time at "
-            f"{summary['bytes_ratio_vs_ckks']:.3f}x its bytes per value"
-            if "time_ratio_vs_ckks" in summary
-            else ""
-        )
+        f"\nfastest exact path: {s['fastest_exact_method']}: {s['speedup_vs_phe']:.0f}x per-value "
+        f"phe; {s['time_ratio_vs_ckks']:.2f}x the time and {s['bytes_ratio_vs_ckks']:.3f}x the "
+        f"bytes per value of {s['ckks_method']}\nwrote {path}"
     )
-    print(f"wrote {RESULTS / name}")
 
 
 if __name__ == "__main__":

@@ -311,3 +311,72 @@ def deep_leakage(
     return LeakageResult(
         res.x.reshape(shape[1:]).astype(np.float32), label, float(res.fun), int(res.nit)
     )
+
+
+# --- chapter 03: which threshold and which of the two bounds give the audit's epsilon ---
+
+__all__ += ["EpsilonWitness", "epsilon_witness"]
+
+
+@dataclass(frozen=True)
+class EpsilonWitness:
+    """The threshold behind ``empirical_epsilon``: its rates, their confidence bounds, the bound.
+
+    ``bound`` is ``"TPR/FPR"`` for eps >= ln((TPR_low - delta) / FPR_high) or ``"TNR/FNR"`` for
+    eps >= ln((1 - delta - FPR_high) / (1 - TPR_low)) (the test read the other way round:
+    "non-member if the score is below the threshold"); ``"none"`` when no threshold gives eps > 0.
+    """
+
+    bound: str
+    tpr: float
+    fpr: float
+    tpr_low: float
+    fpr_high: float
+    delta: float
+    epsilon: float
+
+    def summary(self) -> str:
+        """Return the formula with the witness's numbers filled in."""
+        if self.bound == "TPR/FPR":
+            formula = f"ln((TPR_low - delta) / FPR_high) = ln(({self.tpr_low:.4f} - delta) / "
+            formula += f"{self.fpr_high:.4f})"
+        elif self.bound == "TNR/FNR":
+            formula = f"ln((1 - delta - FPR_high) / (1 - TPR_low)) = ln({1 - self.fpr_high:.4f} / "
+            formula += f"{1 - self.tpr_low:.4f})"
+        else:
+            return "no threshold gives a positive bound: eps >= 0"
+        return (
+            f"at TPR {self.tpr:.4f}, FPR {self.fpr:.4f}: {formula} = {self.epsilon:.2f} "
+            f"({self.bound} bound)"
+        )
+
+
+def epsilon_witness(
+    member_scores, nonmember_scores, delta: float = 0.0, confidence: float = 0.95
+) -> EpsilonWitness:
+    """Return the threshold, rates and bound that ``empirical_epsilon`` maximises over.
+
+    Same computation as ``empirical_epsilon`` (Clopper-Pearson at ``(1 - confidence) / 4`` per
+    rate), so ``epsilon_witness(...).epsilon == empirical_epsilon(...)``.
+    """
+    bound = empirical_epsilon(member_scores, nonmember_scores, delta, confidence)
+    n_pos, n_neg = np.size(member_scores), np.size(nonmember_scores)
+    fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
+    alpha = 1.0 - confidence
+    tpr_lo, _ = _clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha / 2)
+    _, fpr_hi = _clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = {
+            "TPR/FPR": np.log((tpr_lo - delta) / fpr_hi),
+            "TNR/FNR": np.log((1.0 - fpr_hi - delta) / (1.0 - tpr_lo)),
+        }
+    best = ("none", 0, 0.0)
+    for name, eps in both.items():
+        eps = np.where(np.isfinite(eps), eps, -np.inf)
+        i = int(np.argmax(eps))
+        if eps[i] > best[2]:
+            best = (name, i, float(eps[i]))
+    name, i, _ = best
+    return EpsilonWitness(
+        name, float(tpr[i]), float(fpr[i]), float(tpr_lo[i]), float(fpr_hi[i]), delta, bound
+    )

@@ -169,9 +169,9 @@ def recommend(
             and dp_accuracy_loss > scenario.max_accuracy_loss
         ):
             warnings.append(
-                f"the measured DP cost ({dp_accuracy_loss:.1%} accuracy) exceeds the budget "
-                f"({scenario.max_accuracy_loss:.1%}): use more data, a larger epsilon, or "
-                f"accept the loss"
+                f"the measured DP cost ({100 * dp_accuracy_loss:.2f} accuracy points) exceeds "
+                f"the budget ({100 * scenario.max_accuracy_loss:.2f} points): use more data, a "
+                f"larger epsilon, or accept the loss"
             )
     else:
         risks.append(

@@ -377,5 +377,70 @@ def plot_dp_run(history, baseline, epsilons: Mapping[str, float], noise_multipli
     plot_lines(series, "communication round", "test accuracy", title="accuracy", ax=left)
     bars = {name.upper(): value for name, value in epsilons.items()}
     plot_bars(bars, "user-level ε", title="privacy loss (lower: more private)", ax=right)
+
+
+# --- chapters 03 and 04: the knobs' figures ---
+
+__all__ += ["plot_laplace_release", "plot_log_ratios", "plot_packing_cost"]
+
+
+def plot_laplace_release(
+    epsilon: float,
+    categories: Sequence[str],
+    true_counts: Sequence[int],
+    released: Sequence[int],
+    sensitivity: float = 1.0,
+):
+    """Draw the Laplace noise density at ``epsilon`` and each category's relative error.
+
+    Left: the density of Lap(sensitivity / epsilon), with the scale b marked. Right: the released
+    histogram's |released - true| / true per category (log scale), one bar each.
+    """
+    b = sensitivity / epsilon
+    fig, (left, right) = new_figure(ncols=2, figsize=(9.0, 3.4))
+    z = np.linspace(-8 * b, 8 * b, 401)
+    left.plot(z, np.exp(-np.abs(z) / b) / (2 * b), label=f"Laplace, b = {b:.3g}")
+    left.axvspan(-b, b, alpha=0.15, color="grey")
+    _finish(left, "noise added to a count", "probability density", f"ε = {epsilon:g}")
+    true_counts, released = np.asarray(true_counts, float), np.asarray(released, float)
+    rel = np.maximum(np.abs(released - true_counts) / true_counts, 1e-6)  # 0 would vanish on log
+    right.barh(list(categories), rel, color=STYLE["axes.prop_cycle"].by_key()["color"][1])
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlim(1e-6, 1.0)
+    _finish(right, "relative error of the released count", "", "one release", legend=False)
+    fig.tight_layout()
+    return fig, (left, right)
+
+
+def plot_log_ratios(values, log_ratio, low, high, epsilon: float, ax=None):
+    """Plot sampled log-probability ratios with confidence intervals against the +-epsilon band."""
+    fig, ax = new_figure(figsize=(6.0, 3.2)) if ax is None else (ax.figure, ax)
+    values, log_ratio = np.asarray(values), np.asarray(log_ratio)
+    err = np.vstack([log_ratio - np.asarray(low), np.asarray(high) - log_ratio])
+    ax.errorbar(values, log_ratio, yerr=err, fmt="o", capsize=3, label="sampled, 95% interval")
+    ax.axhspan(-epsilon, epsilon, alpha=0.15, color="grey", label=f"|log ratio| <= ε = {epsilon:g}")
+    _finish(ax, "released value", "log P[M(D) = o] / P[M(D') = o]", None)
+    return fig, ax
+
+
+def plot_packing_cost(
+    num_clients: Sequence[int],
+    bytes_per_value: Mapping[str, Sequence[float]],
+    seconds: Mapping[str, Sequence[float]],
+    title: str | None = None,
+):
+    """Two panels against the number of clients: bytes per value, and seconds per update."""
+    fig, (left, right) = new_figure(ncols=2, figsize=(9.0, 3.4))
+    for label, y in bytes_per_value.items():
+        left.plot(num_clients, y, marker="o", label=label)
+    for label, y in seconds.items():
+        right.plot(num_clients, y, marker="o", label=label)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    left.set_yscale("log")
+    _finish(left, "number of clients (headroom)", "bytes sent per value", title)
+    _finish(right, "number of clients (headroom)", "seconds to encrypt one update", None)
     fig.tight_layout()
     return fig, (left, right)

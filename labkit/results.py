@@ -132,10 +132,12 @@ def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
                     "dpsgd_mnist",
                 )
             )
+    speed = [_speed_fields(r) for r in speed if "ratio_to_nonprivate" in r]
     for model in dict.fromkeys(r["model"] for r in speed):
         rows_m = [r for r in speed if r["model"] == model]
-        ours = next((r for r in rows_m if r["method"] == "labkit ghost"), None)
-        theirs = [r for r in rows_m if r["method"].startswith("tfp")]
+        labkit = [r for r in rows_m if (r["library"], r["variant"]) == ("labkit", "ghost")]
+        ours = labkit[0] if labkit else None
+        theirs = [r for r in rows_m if r["library"] == "tf-privacy"]
         if ours:
             out.append(
                 _row(
@@ -151,8 +153,7 @@ def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
             out.append(
                 _row(
                     "differential privacy",
-                    f"DP-SGD step time, {model} (fastest "
-                    f"TF Privacy: {best['method'].removeprefix('tfp ')})",
+                    f"DP-SGD step time, {model} (fastest TF Privacy: {best['variant']})",
                     best["ratio_to_nonprivate"],
                     "x non-private",
                     "dpsgd_speed",
@@ -161,40 +162,62 @@ def _dp_costs(rows: list[dict], speed: list[dict]) -> list[dict]:
     return out
 
 
+def _speed_fields(row: dict) -> dict:
+    """Return a dpsgd_speed row with ``library`` and ``variant``; rows written before the fields
+    existed (only a display ``method``) are mapped once here."""
+    if "library" in row:
+        return row
+    method = row.get("method", "")
+    if method.startswith("tfp "):
+        return {**row, "library": "tf-privacy", "variant": method.removeprefix("tfp ")}
+    if method.startswith("labkit "):
+        variant = "clip-only" if "clipping only" in method else method.split()[1]
+        return {**row, "library": "labkit", "variant": variant}
+    return {**row, "library": "keras", "variant": method}
+
+
 def _he_costs(rows: list[dict]) -> list[dict]:
+    """Headline HE costs, selected by field: the fastest measured exact packed Paillier row, the
+    per-value phe baseline and CKKS at its smallest parameters (``ckks_params="smallest"``)."""
+    agg = [r for r in rows if r.get("table") == "aggregation" and r.get("seconds_total")]
+    paillier = [r for r in agg if r.get("scheme") == "paillier"]
+    measured = [r for r in paillier if r.get("packed") and not r.get("extrapolated")]
+    exact = [r for r in measured if r.get("exact")]
+    naive = next((r for r in paillier if r.get("packed") is False), None)
+    ckks = next(
+        (r for r in agg if r.get("scheme") == "ckks" and r.get("ckks_params") == "smallest"), None
+    )
     out = []
-    exact = [r for r in rows if r.get("exact") and "phe, one ciphertext" not in r["method"]]
-    naive = next((r for r in rows if "one ciphertext per value" in r["method"]), None)
-    if exact:
-        best = min(exact, key=lambda r: r["seconds_total"])
-        out.append(
-            _row(
-                "homomorphic encryption",
-                f"seconds to aggregate 10 x 100k values ({best['method']})",
-                best["seconds_total"],
-                "s",
-                "he_aggregation",
-            )
+    if not exact:
+        return out
+    best = min(exact, key=lambda r: r["seconds_total"])
+
+    def row(measure, value, unit):
+        out.append(_row("homomorphic encryption", measure, value, unit, "he_aggregation"))
+
+    row(f"seconds to aggregate 10 x 100k values ({best['method']})", best["seconds_total"], "s")
+    row(
+        "bytes on the wire per value (packed) vs float32",
+        best["bytes_per_value"] / FLOAT32_BYTES,
+        "x plaintext",
+    )
+    if naive:
+        row(
+            "speed-up of packing + fast encryption over one phe ciphertext per value",
+            naive["seconds_total"] / best["seconds_total"],
+            "x",
         )
-        out.append(
-            _row(
-                "homomorphic encryption",
-                "bytes on the wire per value (packed) vs float32",
-                best["bytes_per_value"] / FLOAT32_BYTES,
-                "x plaintext",
-                "he_aggregation",
-            )
+    if ckks:
+        row(
+            "exact Paillier aggregation time vs TenSEAL CKKS at its smallest parameters",
+            best["seconds_total"] / ckks["seconds_total"],
+            "x CKKS time",
         )
-        if naive:
-            out.append(
-                _row(
-                    "homomorphic encryption",
-                    "speed-up of packing + fast encryption over one phe ciphertext per value",
-                    naive["seconds_total"] / best["seconds_total"],
-                    "x",
-                    "he_aggregation",
-                )
-            )
+        row(
+            "exact Paillier bytes per value vs TenSEAL CKKS at its smallest parameters",
+            best["bytes_per_value"] / ckks["bytes_per_value"],
+            "x CKKS bytes",
+        )
     return out
 
 
@@ -362,3 +385,46 @@ def combining_rows(rows: list[dict]) -> list[dict]:
         }
         for r in rows
     ]
+
+
+# --- chapters 03 and 04: rendered tables and the encrypted-aggregation results ---
+
+__all__ += ["he_tables", "bytes_comparison"]
+
+
+def he_tables(results_dir: str | Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Return ``(aggregation_rows, key_size_rows)`` of he_aggregation.json, in either file shape.
+
+    Rows tagged ``table`` are split by it; an untagged file keeps its key-size sweep under
+    ``key_size_sweep`` (top level or ``meta``). ``([], [])`` when nothing was recorded.
+    """
+    data = load_results("he_aggregation", results_dir)
+    if data is None:
+        return [], []
+    rows = load_rows("he_aggregation", results_dir)
+    sweep = [r for r in rows if "key" in str(r.get("table", ""))]
+    if not sweep and isinstance(data, dict):
+        sweep = list(data.get("key_size_sweep") or data.get("meta", {}).get("key_size_sweep", []))
+    aggregation = [r for r in rows if r not in sweep and "bytes_per_value" in r]
+    return aggregation, sweep
+
+
+def _is_ckks(row: dict) -> bool:
+    return "ckks" in f"{row.get('scheme', '')} {row.get('method', '')}".lower()
+
+
+def bytes_comparison(rows: list[dict]) -> dict | None:
+    """Return the fewest bytes per value of exact Paillier rows and of CKKS, and the winner.
+
+    ``{"paillier": row, "ckks": row, "ratio": paillier / ckks bytes, "winner": "Paillier" or
+    "CKKS"}``; None when either side was not measured (e.g. CKKS skipped).
+    """
+    measured = [r for r in rows if r.get("bytes_per_value")]
+    paillier = [r for r in measured if not _is_ckks(r)]
+    ckks = [r for r in measured if _is_ckks(r)]
+    if not paillier or not ckks:
+        return None
+    p = min(paillier, key=lambda r: r["bytes_per_value"])
+    c = min(ckks, key=lambda r: r["bytes_per_value"])
+    ratio = p["bytes_per_value"] / c["bytes_per_value"]
+    return {"paillier": p, "ckks": c, "ratio": ratio, "winner": "Paillier" if ratio < 1 else "CKKS"}

@@ -315,3 +315,27 @@ def test_textbook_rsa_is_multiplicative_and_deterministic():
 def test_public_api_is_reached_through_its_namespace():
     assert set(he.__all__) <= set(dir(lk.he))
     assert not set(he.__all__) & set(lk.__all__)  # the top level stays small
+
+
+# --- Damgård–Jurik s=2: the same key, twice the plaintext per ciphertext -----------------------
+def test_damgard_jurik_packs_twice_the_slots_and_sums_exactly(keys):
+    pk, sk = keys
+    spec = lk.he.PackingSpec(-1.0, 1.0, precision_bits=12, max_summands=6)
+    fe2 = lk.he.FastEncryptor(pk, s=2)
+    assert spec.slots(pk, s=2) == 2 * (pk.n.bit_length() - 1) // spec.slot_bits
+    assert lk.he.ciphertext_bytes(pk, s=2) == 3 * lk.he.ciphertext_bytes(pk) // 2
+    rng = np.random.default_rng(8)
+    xs = [rng.uniform(-1, 1, 200) for _ in range(3)]
+    xs[0][:2] = [-1.0, 1.0]
+    vecs = [lk.he.encrypt_packed(pk, x, spec, encryptor=fe2) for x in xs]
+    assert vecs[0].s == 2 and len(vecs[0].ciphertexts) == -(-200 // spec.slots(pk, s=2))
+    total = lk.he.encrypted_weighted_sum(vecs, [1, 2, 3])
+    ref = sum(w * lk.he.quantize(x, spec) for w, x in zip([1, 2, 3], xs, strict=True))
+    np.testing.assert_array_equal(lk.he.decrypt_vector(sk, total, integers=True, workers=2), ref)
+    mean = lk.he.decrypt_vector(sk, lk.he.encrypted_weighted_mean(vecs, [1, 2, 3]))
+    assert np.abs(mean - np.average(xs, axis=0, weights=[1, 2, 3])).max() <= spec.step / 2
+    with pytest.raises(ValueError, match="s=1"):
+        lk.he.encrypted_sum([vecs[0], lk.he.encrypt_packed(pk, xs[1], spec)])  # s=2 with s=1
+    agg = lk.he.SecureAggregator(pk, sk, spec, encryptor=fe2)
+    out = agg.aggregate([[x.reshape(20, 10)] for x in xs], np.array([1, 2, 3]))
+    assert np.abs(out[0].ravel() - np.average(xs, axis=0, weights=[1, 2, 3])).max() <= spec.step

@@ -149,7 +149,7 @@ class LabkitFedAvg(FedAvg):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
         """Check every sampled client replied; return global + WeightedMean of the updates."""
-        from labkit.fl import WeightedMean  # moves to labkit.aggregation with the re-cut
+        from labkit.aggregation import WeightedMean
 
         replies = list(replies)
         ok = [r for r in replies if not r.has_error()]

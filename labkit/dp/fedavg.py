@@ -22,9 +22,18 @@ import math
 import dp_accounting
 import numpy as np
 
-from labkit.aggregation import Aggregator, flatten_weights, unflatten_weights
-from labkit.config import make_rng
-from labkit.dp.accounting import check_delta, dpsgd_event, make_accountant
+from labkit._checks import (
+    ParameterError,
+    check_choice,
+    check_delta,
+    check_finite_array,
+    check_int,
+    check_l2_norm_clip,
+    check_noise_multiplier,
+)
+from labkit.aggregation import Aggregator, check_updates, flatten_weights, unflatten_weights
+from labkit.dp._random import noise_rng
+from labkit.dp.accounting import dpsgd_event, make_accountant
 
 __all__ = [
     "clip_update",
@@ -34,36 +43,10 @@ __all__ = [
 ]
 
 
-def _check_clip(l2_norm_clip: float) -> float:
-    if not (isinstance(l2_norm_clip, int | float) and math.isfinite(l2_norm_clip)):
-        raise ValueError(f"l2_norm_clip must be a finite number > 0, got {l2_norm_clip!r}")
-    if l2_norm_clip <= 0:
-        raise ValueError(f"l2_norm_clip must be a finite number > 0, got {l2_norm_clip!r}")
-    return float(l2_norm_clip)
-
-
-def _check_noise(noise_multiplier: float) -> float:
-    if not (
-        isinstance(noise_multiplier, int | float)
-        and math.isfinite(noise_multiplier)
-        and noise_multiplier >= 0
-    ):
-        raise ValueError(f"noise_multiplier must be a finite number >= 0, got {noise_multiplier!r}")
-    return float(noise_multiplier)
-
-
-def _check_count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def clip_update(vector: np.ndarray, l2_norm_clip: float) -> tuple[np.ndarray, float]:
     """Return ``vector`` scaled to L2 norm <= ``l2_norm_clip``, and its norm before clipping."""
-    l2_norm_clip = _check_clip(l2_norm_clip)
-    v = np.asarray(vector, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        raise ValueError("vector must be finite (no NaN or inf) to be clipped")
+    l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
+    v = check_finite_array("vector", vector)
     norm = float(np.linalg.norm(v))
     return v * min(1.0, l2_norm_clip / norm) if norm > 0 else v.copy(), norm
 
@@ -72,15 +55,13 @@ def dpfedavg_event(
     noise_multiplier: float, clients_per_round: int, num_clients: int, num_rounds: int
 ) -> dp_accounting.DpEvent:
     """Return the dp-accounting event of ``num_rounds`` client-sampled Gaussian rounds."""
-    num_clients = _check_count("num_clients", num_clients)
-    clients_per_round = _check_count("clients_per_round", clients_per_round)
-    if clients_per_round > num_clients:
-        raise ValueError(
-            f"clients_per_round must be in [1, num_clients={num_clients}], got {clients_per_round}"
-        )
-    num_rounds = _check_count("num_rounds", num_rounds)
+    num_clients = check_int("num_clients", num_clients, 1)
+    clients_per_round = check_int("clients_per_round", clients_per_round, 1, num_clients)
+    num_rounds = check_int("num_rounds", num_rounds, 1)
     # A round is a DP-SGD step on users: same event, users in place of examples.
-    return dpsgd_event(_check_noise(noise_multiplier), clients_per_round, num_clients, num_rounds)
+    return dpsgd_event(
+        check_noise_multiplier(noise_multiplier), clients_per_round, num_clients, num_rounds
+    )
 
 
 def dpfedavg_epsilon(
@@ -99,6 +80,7 @@ def dpfedavg_epsilon(
     """
     delta = check_delta(delta)
     event = dpfedavg_event(noise_multiplier, clients_per_round, num_clients, num_rounds)
+    check_choice("accountant", accountant, ("rdp", "pld"))
     if noise_multiplier == 0:
         return math.inf
     acc = make_accountant(accountant)
@@ -110,21 +92,54 @@ class DPFedAvgAggregator(Aggregator):
     """DP-FedAvg's server: clip each update to ``l2_norm_clip``, sum, add noise, divide by m.
 
     ``aggregate`` ignores the example counts (equal weights bound each user's influence; see the
-    module docstring) and divides by ``clients_per_round`` (the expected number per round), not by
-    the number received. The noise std on the returned mean is
-    ``noise_multiplier * l2_norm_clip / clients_per_round`` per coordinate.
+    module docstring) and divides by ``clients_per_round`` (m, the expected number per round),
+    not by the number received. The noise std on the returned mean is at least
+    ``noise_multiplier * l2_norm_clip / clients_per_round`` per coordinate (``noise_std``).
 
     ``sum_aggregator`` (default: plain NumPy) computes the unweighted mean of the clipped updates;
     pass ``labkit.he.SecureAggregator(..., weighted=False)`` so the server only ever sees the
     encrypted sum. ``noise_at='server'`` adds the noise to the decrypted sum (whoever decrypts
-    sees the exact clipped sum); ``noise_at='clients'`` has each client add its share, std
-    ``noise_multiplier * l2_norm_clip / sqrt(clients_per_round)``, before sending, so the sum
-    of ``clients_per_round`` shares has the full std and nobody sees an un-noised sum (distributed
-    DP; Kairouz et al. 2021 use discrete Gaussian shares for this, here they are continuous).
+    sees the exact clipped sum); ``noise_at='clients'`` has each client add a share before
+    sending, so nobody sees an un-noised sum (distributed DP; Kairouz et al. 2021 use discrete
+    Gaussian shares for this, here they are continuous).
+
+    Dropout (clients that never send), and why it is refused rather than accounted: client
+    shares are sized in advance, std ``noise_multiplier * l2_norm_clip / sqrt(min_clients)``,
+    so that any k >= ``min_clients`` arriving shares sum to at least the noise the accountant
+    assumes. If fewer arrive, the sum carries only ``sqrt(k / min_clients)`` of it - 2 of 10:
+    0.45 of the noise - and the round is refused before anything is released or counted.
+    Accounting for "what was actually added" instead is not sound here: under add/remove
+    neighbours the run without a user also lacks that user's share, so a round is no longer a
+    Gaussian mechanism with a fixed std that dp-accounting can compose, and a budget fixed in
+    advance would silently be overspent. ``min_clients`` < m is the standard remedy: every
+    client over-noises by ``sqrt(m / min_clients)`` so that up to m - min_clients may drop out.
+    More than ``clients_per_round`` updates is refused whenever there is noise: the accountant's
+    sampling rate m / num_clients would under-state how often each user takes part.
 
     ``history`` records per round: clients, how many were clipped, median norm before clipping.
-    The noise comes from NumPy's generator (seedable, for tests); a deployment needs a
-    cryptographically secure, float-safe sampler (see ``labkit.dp`` mechanisms).
+
+    Args:
+        l2_norm_clip: L2 bound C on each client's whole update (> 0, at most float32's max).
+        noise_multiplier: z, finite >= 0; the noise on the sum has std z * C (0: no privacy).
+        clients_per_round: m, the expected number of clients per round; the denominator and
+            the numerator of the sampling rate the accountant uses.
+        sum_aggregator: an ``Aggregator`` returning the unweighted mean of the clipped updates
+            (for example ``labkit.he.SecureAggregator(..., weighted=False)``); None sums in NumPy.
+        noise_at: ``'server'`` (central DP) or ``'clients'`` (distributed: each adds a share).
+        seed: None (default) draws the noise from a generator seeded by the OS's cryptographic
+            source, so it is unpredictable; an int (or a Generator) makes it reproducible, for
+            teaching and tests only (compare Opacus's ``secure_mode``). NumPy's generator is
+            not itself a CSPRNG: a deployment needs a cryptographic, float-safe sampler.
+        min_clients: with ``noise_at='clients'``, the fewest arriving clients whose shares
+            still carry the full noise (default m, no dropout tolerated); in [1, m].
+
+    Returns:
+        ``aggregate(updates, num_examples)`` returns the noisy mean update, shaped like one
+        update; ``epsilon(num_clients, delta)`` the user-level epsilon of the rounds so far.
+
+    Raises:
+        ParameterError: bad parameters; from ``aggregate``, non-finite or mis-shaped updates,
+        more updates than m (with noise), or fewer than ``min_clients`` with client noise.
     """
 
     NOISE_PLACES = ("server", "clients")
@@ -136,16 +151,19 @@ class DPFedAvgAggregator(Aggregator):
         clients_per_round: int,
         sum_aggregator: Aggregator | None = None,
         noise_at: str = "server",
-        seed: int | np.random.Generator | None = 0,
+        seed: int | np.random.Generator | None = None,
+        min_clients: int | None = None,
     ):
-        self.l2_norm_clip = _check_clip(l2_norm_clip)
-        self.noise_multiplier = _check_noise(noise_multiplier)
-        self.clients_per_round = _check_count("clients_per_round", clients_per_round)
-        if noise_at not in self.NOISE_PLACES:
-            raise ValueError(f"noise_at must be one of {self.NOISE_PLACES}, got {noise_at!r}")
-        self.noise_at = noise_at
+        self.l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
+        self.noise_multiplier = check_noise_multiplier(noise_multiplier)
+        self.clients_per_round = check_int("clients_per_round", clients_per_round, 1)
+        self.noise_at = check_choice("noise_at", noise_at, self.NOISE_PLACES)
+        m = self.clients_per_round
+        self.min_clients = m if min_clients is None else check_int("min_clients", min_clients, 1, m)
+        if min_clients is not None and noise_at != "clients":
+            raise ParameterError("min_clients", min_clients, "None unless noise_at='clients'")
         self.sum_aggregator = sum_aggregator
-        self.rng = make_rng(seed)
+        self.rng = noise_rng(seed)
         self.history: list[dict] = []
         self.name = f"DP-FedAvg (z={self.noise_multiplier:g}, C={self.l2_norm_clip:g})"
 
@@ -172,20 +190,42 @@ class DPFedAvgAggregator(Aggregator):
             accountant,
         )
 
-    def aggregate(self, updates: list, weights: np.ndarray) -> list:
-        """Return (sum of clipped updates + N(0, (z C)^2 I)) / clients_per_round."""
-        if len(updates) == 0:
-            raise ValueError("updates must hold at least one client's update, got 0")
+    def _check_arrivals(self, k: int) -> None:
+        if self.noise_multiplier == 0:
+            return  # no privacy claimed, nothing to protect
+        m = self.clients_per_round
+        if k > m:
+            raise ParameterError(
+                "updates",
+                f"{k} client updates",
+                f"at most clients_per_round={m} updates",
+                "the accountant's sampling rate m / num_clients would under-state each user's "
+                "participation; declare the real clients_per_round",
+            )
+        if self.noise_at == "clients" and k < self.min_clients:
+            raise ParameterError(
+                "updates",
+                f"{k} client updates",
+                f"at least min_clients={self.min_clients} updates with noise_at='clients'",
+                f"dropout: {k} noise shares carry only {math.sqrt(k / self.min_clients):.2f} of "
+                "the noise the accountant assumes; set min_clients to the fewest clients "
+                "expected to arrive (each share then grows), or use noise_at='server'",
+            )
+
+    def aggregate(self, updates: list, num_examples) -> list:
+        """Return (sum of clipped updates + N(0, (z C)^2 I) or more) / clients_per_round.
+
+        ``num_examples`` is accepted for the interface and ignored (equal weights).
+        """
+        check_updates(updates)
+        self._check_arrivals(len(updates))
         vectors = [flatten_weights(u) for u in updates]
         dim = vectors[0].size
-        for k, v in enumerate(vectors):
-            if v.size != dim:
-                raise ValueError(f"updates[{k}] has {v.size} values, expected {dim}")
         clipped, norms = zip(*(clip_update(v, self.l2_norm_clip) for v in vectors), strict=True)
         clipped = list(clipped)
         sigma = self.noise_multiplier * self.l2_norm_clip
         if self.noise_at == "clients" and sigma > 0:
-            share = sigma / math.sqrt(self.clients_per_round)
+            share = sigma / math.sqrt(self.min_clients)
             clipped = [c + self.rng.normal(0.0, share, size=dim) for c in clipped]
         k = len(clipped)
         if self.sum_aggregator is None:

@@ -8,19 +8,28 @@ and *every* neighbouring pair D, D'.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from dataclasses import dataclass
 from fractions import Fraction
 
 import dp_accounting
 import numpy as np
+from dp_accounting.pld import common as pld_common
 from dp_accounting.pld import privacy_loss_distribution as pld
+from dp_accounting.pld import privacy_loss_mechanism
 
+from labkit._checks import (
+    ParameterError,
+    check_delta,
+    check_epsilon,
+    check_finite_array,
+    check_int,
+    check_positive,
+)
 from labkit.config import make_rng
-from labkit.dp.accounting import check_delta, check_epsilon
 
 __all__ = [
-    "check_sensitivity",
     "laplace_scale",
     "gaussian_sigma",
     "classic_gaussian_sigma",
@@ -48,10 +57,21 @@ Number = int | float | Fraction
 
 
 def check_sensitivity(sensitivity: Number) -> Number:
-    """Return ``sensitivity``, or raise ``ValueError`` unless it is finite and > 0."""
-    if not (isinstance(sensitivity, Number) and math.isfinite(sensitivity) and sensitivity > 0):
-        raise ValueError(f"sensitivity must be a finite number > 0, got {sensitivity!r}")
-    return sensitivity
+    """Return ``sensitivity`` (a Fraction stays exact), or raise unless it is finite and > 0."""
+    if isinstance(sensitivity, Fraction) and sensitivity > 0:
+        return sensitivity
+    return check_positive("sensitivity", sensitivity)
+
+
+def _check_rational(name: str, value, low: float = 0.0, strict: bool = True) -> Fraction:
+    """Return ``value`` as an exact Fraction > ``low`` (>= unless ``strict``), refusing NaN/inf."""
+    # Fraction(inf) raises OverflowError and Fraction(nan) a bare ValueError: say what we need.
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    ok = ok and (isinstance(value, Fraction) or math.isfinite(value))
+    ok = ok and (value > low if strict else value >= low)
+    if not ok:
+        raise ParameterError(name, value, f"a finite number {'>' if strict else '>='} {low:g}")
+    return Fraction(value) if not isinstance(value, np.generic) else Fraction(value.item())
 
 
 # --- continuous mechanisms (NumPy floats) --------------------------------------------------
@@ -68,17 +88,13 @@ def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
     """
     sensitivity = float(check_sensitivity(sensitivity))
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
-    multiplier = dp_accounting.calibrate_dp_mechanism(
-        lambda: dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4),
-        dp_accounting.GaussianDpEvent,
-        epsilon,
-        delta,
-        # sigma = sensitivity / (2 epsilon) always spends more than epsilon at delta < 0.004,
-        # and starting there keeps the PLD small (tiny sigmas need gigabytes).
-        bracket_interval=dp_accounting.LowerEndpointAndGuess(0.5 / epsilon, 1.0 / epsilon),
-        tol=1e-5,
+    # dp-accounting's closed-form Gaussian privacy loss (Balle & Wang's delta(epsilon, sigma)),
+    # searched over sigma: exact and instant at any epsilon, where a discretised PLD search
+    # took seconds to minutes and gigabytes for large epsilon (small sigma).
+    loss = privacy_loss_mechanism.GaussianPrivacyLoss.from_privacy_guarantee(
+        pld_common.DifferentialPrivacyParameters(epsilon, delta), sensitivity=sensitivity
     )
-    return float(multiplier) * sensitivity
+    return float(loss.standard_deviation)
 
 
 def classic_gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
@@ -86,7 +102,7 @@ def classic_gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> 
     sensitivity = float(check_sensitivity(sensitivity))
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     if epsilon >= 1:
-        raise ValueError(f"epsilon must be < 1 for the classic Gaussian bound, got {epsilon}")
+        raise ParameterError("epsilon", epsilon, "< 1 for the classic Gaussian bound")
     return math.sqrt(2 * math.log(1.25 / delta)) * sensitivity / epsilon
 
 
@@ -97,14 +113,14 @@ def laplace_mechanism(value, sensitivity: float, epsilon: float, seed=None) -> n
     Laplace noise leaks through its low-order bits (Mironov 2012, see ``float_attack``).
     """
     b = laplace_scale(sensitivity, epsilon)
-    value = np.asarray(value, dtype=np.float64)
+    value = check_finite_array("value", value)  # NaN + noise would release NaN
     return value + make_rng(seed).laplace(0.0, b, size=value.shape)
 
 
 def gaussian_mechanism(value, sensitivity: float, epsilon: float, delta: float, seed=None):
     """Return ``value`` + Gaussian noise for L2 ``sensitivity`` at (epsilon, delta)-DP."""
     sigma = gaussian_sigma(sensitivity, epsilon, delta)
-    value = np.asarray(value, dtype=np.float64)
+    value = check_finite_array("value", value)
     return value + make_rng(seed).normal(0.0, sigma, size=value.shape)
 
 
@@ -114,9 +130,9 @@ def composed_epsilon(epsilons: list[float], delta: float = 0.0) -> float:
     ``delta = 0``: basic composition, the sum. ``delta > 0``: dp-accounting's PLD accountant,
     which is tighter than the sum (and than the advanced composition theorem) for many queries.
     """
-    eps = [check_epsilon(e) for e in epsilons]
+    eps = [check_epsilon(e, "epsilons[i]") for e in epsilons]
     if not eps:
-        raise ValueError("epsilons must be a non-empty list")
+        raise ParameterError("epsilons", epsilons, "a non-empty list")
     if delta == 0:
         return float(sum(eps))
     delta = check_delta(delta)
@@ -139,9 +155,7 @@ def _bernoulli(p: Fraction, rng: random.Random) -> bool:
 
 def bernoulli_exp(gamma: Number, rng: random.Random | None = None) -> bool:
     """Return True with probability exp(-gamma), exactly, for a rational gamma >= 0 (CKS Alg. 1)."""
-    gamma = Fraction(gamma)
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    gamma = _check_rational("gamma", gamma, strict=False)
     rng = _rng(rng)
     while gamma > 1:  # exp(-gamma) = exp(-1)^floor(gamma) * exp(-(gamma - floor(gamma)))
         if not bernoulli_exp(1, rng):
@@ -155,9 +169,7 @@ def bernoulli_exp(gamma: Number, rng: random.Random | None = None) -> bool:
 
 def sample_discrete_laplace(scale: Number, rng: random.Random | None = None) -> int:
     """Return one draw Z with P[Z = z] proportional to exp(-|z| / scale), exactly (CKS Alg. 2)."""
-    scale = Fraction(scale)
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+    scale = _check_rational("scale", scale)
     rng = _rng(rng)
     t, s = scale.numerator, scale.denominator  # scale = t / s
     while True:
@@ -179,9 +191,7 @@ def sample_discrete_gaussian(sigma: Number, rng: random.Random | None = None) ->
 
     ``sigma`` is converted to an exact rational; sigma^2 is used exactly.
     """
-    sigma = Fraction(sigma)
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    sigma = _check_rational("sigma", sigma)
     rng = _rng(rng)
     sigma2 = sigma * sigma
     t = math.isqrt(math.floor(sigma2)) + 1  # floor(sigma) + 1
@@ -193,12 +203,14 @@ def sample_discrete_gaussian(sigma: Number, rng: random.Random | None = None) ->
 
 def discrete_laplace(scale: Number, size: int, rng: random.Random | None = None) -> np.ndarray:
     """Return ``size`` exact discrete Laplace draws as int64."""
+    size, scale = check_int("size", size, 0), _check_rational("scale", scale)
     rng = _rng(rng)
     return np.array([sample_discrete_laplace(scale, rng) for _ in range(size)], dtype=np.int64)
 
 
 def discrete_gaussian(sigma: Number, size: int, rng: random.Random | None = None) -> np.ndarray:
     """Return ``size`` exact discrete Gaussian draws as int64."""
+    size, sigma = check_int("size", size, 0), _check_rational("sigma", sigma)
     rng = _rng(rng)
     return np.array([sample_discrete_gaussian(sigma, rng) for _ in range(size)], dtype=np.int64)
 
@@ -206,7 +218,7 @@ def discrete_gaussian(sigma: Number, size: int, rng: random.Random | None = None
 def _check_int_values(value) -> np.ndarray:
     arr = np.asarray(value)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"value must be integer-valued for an integer mechanism, got {arr.dtype}")
+        raise ParameterError("value", arr, "integer-valued for an integer mechanism")
     return arr.astype(np.int64)
 
 
@@ -214,8 +226,7 @@ def discrete_laplace_mechanism(
     value, sensitivity: int, epsilon: float, rng: random.Random | None = None
 ) -> np.ndarray:
     """Return integer ``value`` + exact discrete Laplace(sensitivity/epsilon) noise: epsilon-DP."""
-    if not (isinstance(sensitivity, int) and sensitivity >= 1):
-        raise ValueError(f"sensitivity must be an integer >= 1, got {sensitivity!r}")
+    sensitivity = check_int("sensitivity", sensitivity, 1)
     scale = Fraction(sensitivity) / Fraction(check_epsilon(epsilon))  # exact, no rounding
     arr = _check_int_values(value)
     return arr + discrete_laplace(scale, arr.size, rng).reshape(arr.shape)
@@ -227,8 +238,7 @@ def discrete_gaussian_sigma(sensitivity: int, epsilon: float, delta: float) -> f
     The privacy of a given sigma comes from dp-accounting's exact discrete-Gaussian PLD; only the
     one-dimensional search over sigma is done here (dp-accounting has no DpEvent for it).
     """
-    if not (isinstance(sensitivity, int) and sensitivity >= 1):
-        raise ValueError(f"sensitivity must be an integer >= 1, got {sensitivity!r}")
+    sensitivity = check_int("sensitivity", sensitivity, 1)
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
 
     def eps_of(sigma: float) -> float:
@@ -267,8 +277,10 @@ def private_sum(
 
     Adding or removing one record moves the clamped sum by at most max(|lower|, |upper|).
     """
-    if not (isinstance(lower, int) and isinstance(upper, int) and lower < upper):
-        raise ValueError(f"need integers lower < upper, got lower={lower!r}, upper={upper!r}")
+    lower = check_int("lower", lower)
+    upper = check_int("upper", upper)
+    if upper <= lower:
+        raise ParameterError("upper", upper, f"an integer > lower={lower}")
     clamped = np.clip(_check_int_values(values), lower, upper)
     sensitivity = max(abs(lower), abs(upper))
     return int(discrete_laplace_mechanism(int(clamped.sum()), sensitivity, epsilon, rng))
@@ -296,6 +308,8 @@ def private_histogram(
 # --- Mironov's floating-point attack ------------------------------------------------------
 def numpy_laplace_release(value: float, scale: float, size: int, seed=None) -> np.ndarray:
     """Return ``size`` releases ``value + rng.laplace(0, scale)``: the textbook float mechanism."""
+    value = float(check_finite_array("value", value))
+    scale, size = check_positive("scale", scale), check_int("size", size, 0)
     return value + make_rng(seed).laplace(0.0, scale, size=size)
 
 
@@ -353,7 +367,9 @@ def float_attack(
     The attacker knows the mechanism (NumPy's Laplace sampler and the scale) and tests whether
     the released float is in the image of ``value + noise`` over all 2^53 uniform draws near it.
     """
-    scale = float(check_sensitivity(scale))
+    scale = check_positive("scale", scale)
+    value_a = float(check_finite_array("value_a", value_a))
+    value_b = float(check_finite_array("value_b", value_b))
     counts = {"a": 0, "b": 0, "both": 0, "neither": 0}
     outputs = np.asarray(outputs, dtype=np.float64).ravel()
     for o in outputs:

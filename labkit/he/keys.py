@@ -123,9 +123,10 @@ def cached_keypair(n_length: int = DEFAULT_KEY_BITS, allow_insecure: bool = Fals
     return _cached(check_key_length(n_length, allow_insecure))
 
 
-def ciphertext_bytes(public_key: paillier.PaillierPublicKey) -> int:
-    """Return the bytes one ciphertext (an integer mod n^2) takes on the wire."""
-    return (public_key.nsquare.bit_length() + 7) // 8
+def ciphertext_bytes(public_key: paillier.PaillierPublicKey, s: int = 1) -> int:
+    """Return the bytes one ciphertext (an integer mod n^(s+1), n^2 for Paillier) takes."""
+    s = check_int("s", s, 1, 2)
+    return ((public_key.n ** (s + 1)).bit_length() + 7) // 8
 
 
 def _tail(public_key) -> str:

@@ -89,13 +89,14 @@ class PackingSpec:
         """Return bits per slot: room for max_summands values at the top level."""
         return (self.max_summands * self.levels).bit_length()
 
-    def slots(self, public_key: paillier.PaillierPublicKey) -> int:
-        """Return slots per plaintext for ``public_key`` (the packed integer stays below n).
+    def slots(self, public_key: paillier.PaillierPublicKey, s: int = 1) -> int:
+        """Return slots per plaintext for ``public_key`` (the packed integer stays below n^s).
 
-        Raises ``ValueRangeError`` when not even one slot fits the key.
+        ``s`` = 2 is Damgård–Jurik's plaintext space n^2. Raises ``ValueRangeError`` when not
+        even one slot fits the key.
         """
         k = public_key.n.bit_length()
-        slots = (k - 1) // self.slot_bits
+        slots = check_int("s", s, 1, 2) * (k - 1) // self.slot_bits
         if slots < 1:
             raise ValueRangeError(
                 "public_key",

@@ -80,6 +80,7 @@ class PackedVector:
     ``weight`` is the total integer weight already summed into the slots (the headroom used);
     ``divisor`` > 1 marks a pending division (a weighted mean), applied after decoding. Sums
     bring their terms to a common divisor, so ``mean + c`` is exactly ``(a + b) / 2 + c``.
+    ``s`` = 2 marks Damgård–Jurik ciphertexts (mod n^3, from ``FastEncryptor(..., s=2)``).
     """
 
     public_key: paillier.PaillierPublicKey
@@ -88,6 +89,7 @@ class PackedVector:
     length: int
     weight: int = 1
     divisor: int = 1
+    s: int = 1
 
     def __len__(self) -> int:
         return self.length
@@ -95,7 +97,7 @@ class PackedVector:
     @property
     def nbytes(self) -> int:
         """Return bytes on the wire for the ciphertexts."""
-        return len(self.ciphertexts) * ciphertext_bytes(self.public_key)
+        return len(self.ciphertexts) * ciphertext_bytes(self.public_key, self.s)
 
     def __add__(self, other: PackedVector) -> PackedVector:
         return encrypted_sum([self, other])
@@ -103,6 +105,8 @@ class PackedVector:
 
 class _PheEncryptor:
     """phe's own ``raw_encrypt`` (a full-size r^n per ciphertext): the reference path."""
+
+    s = 1
 
     def __init__(self, public_key: paillier.PaillierPublicKey):
         self.public_key = public_key
@@ -164,11 +168,10 @@ def encrypt_packed(
     if not isinstance(spec, PackingSpec):
         raise ParameterError("spec", type(spec).__name__, "a PackingSpec")
     levels = quantize(values, spec)  # refuses NaN/inf/out-of-range before any encryption
-    slots = spec.slots(public_key)
     enc = _check_encryptor(encryptor, public_key)
-    plaintexts = pack_integers(levels, spec.slot_bits, slots)
+    plaintexts = pack_integers(levels, spec.slot_bits, spec.slots(public_key, enc.s))
     cts = map_chunks(check_workers(workers), "encrypt", enc, plaintexts, "encrypt")
-    return PackedVector(public_key, cts, spec, int(levels.size))
+    return PackedVector(public_key, cts, spec, int(levels.size), s=enc.s)
 
 
 def _packed_weighted_sum(vectors: Sequence[PackedVector], weights: list[int], mean: bool):
@@ -177,17 +180,17 @@ def _packed_weighted_sum(vectors: Sequence[PackedVector], weights: list[int], me
     for i, v in enumerate(vectors):
         if not isinstance(v, PackedVector):
             raise TypeError(f"vectors[{i}] is {type(v).__name__}; cannot mix it with PackedVector")
-        if v.spec != first.spec or v.length != first.length:
+        if v.spec != first.spec or v.length != first.length or v.s != first.s:
             raise ParameterError(
-                f"vectors[{i}]", f"spec {v.spec}, length {v.length}",
-                f"spec {first.spec} and length {first.length}, like vectors[0]",
+                f"vectors[{i}]", f"spec {v.spec}, length {v.length}, s={v.s}",
+                f"spec {first.spec}, length {first.length} and s={first.s}, like vectors[0]",
             )  # fmt: skip
     used = [(w, v) for w, v in zip(weights, vectors, strict=True) if w]
     divisor = math.lcm(*(v.divisor for _, v in used))
     # x_i = S_i / d_i, so sum_i k_i x_i = (sum_i k_i (L / d_i) S_i) / L with L = lcm(d_i)
     powers = [(w * (divisor // v.divisor), v) for w, v in used]
     total = first.spec.check_headroom(sum(s * v.weight for s, v in powers))
-    n2 = gmpy2.mpz(first.public_key.nsquare)
+    n2 = gmpy2.mpz(first.public_key.n) ** (first.s + 1)  # the ciphertext modulus
     acc = [gmpy2.mpz(1)] * len(first.ciphertexts)
     for s, v in powers:
         for j, c in enumerate(v.ciphertexts):
@@ -196,7 +199,7 @@ def _packed_weighted_sum(vectors: Sequence[PackedVector], weights: list[int], me
     if mean:
         divisor *= sum(weights)
     return PackedVector(first.public_key, [int(c) for c in acc], first.spec, first.length,
-                        total, divisor)  # fmt: skip
+                        total, divisor, first.s)  # fmt: skip
 
 
 def _combine(vectors: Sequence, weights, mean: bool):
@@ -266,11 +269,10 @@ def decrypt_vector(
     check_private_key(private_key, encrypted.public_key)
     if isinstance(encrypted, PackedVector):
         spec = encrypted.spec
-        dec = CrtDecryptor(private_key)
+        dec = CrtDecryptor(private_key, encrypted.s)
         plain = map_chunks(check_workers(workers), "decrypt", dec, list(encrypted.ciphertexts))
-        sums = unpack_integers(
-            plain, spec.slot_bits, spec.slots(encrypted.public_key), encrypted.length
-        )
+        slots = spec.slots(encrypted.public_key, encrypted.s)
+        sums = unpack_integers(plain, spec.slot_bits, slots, encrypted.length)
         if integers:
             return sums
         return dequantize(sums, spec, encrypted.weight) / encrypted.divisor
