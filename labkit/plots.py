@@ -286,6 +286,9 @@ def plot_marked_bars(
 # --- chapters 02 and 05 (federated learning, combining) -----------------------------------
 
 
+__all__ += ["plot_rounds_curves", "plot_variants", "plot_partition_run", "plot_dp_run"]
+
+
 def plot_rounds_curves(rows: Sequence[Mapping], logx: bool = True):
     """Plot ``fedavg_rounds`` rows: one panel per (model, partition), accuracy against round.
 
@@ -377,6 +380,7 @@ def plot_dp_run(history, baseline, epsilons: Mapping[str, float], noise_multipli
     plot_lines(series, "communication round", "test accuracy", title="accuracy", ax=left)
     bars = {name.upper(): value for name, value in epsilons.items()}
     plot_bars(bars, "user-level ε", title="privacy loss (lower: more private)", ax=right)
+    return fig, (left, right)
 
 
 # --- chapters 03 and 04: the knobs' figures ---
