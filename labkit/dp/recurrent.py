@@ -29,7 +29,8 @@ import tensorflow as tf
 
 from labkit.config import progress
 from labkit.dp.accounting import check_delta, dpsgd_epsilon
-from labkit.dp.dpsgd import DPSGD, DPSGDHistory, poisson_batches
+from labkit.dp.dpsgd import DPSGD
+from labkit.dp.training import DPSGDHistory, poisson_batches
 
 __all__ = ["RecurrentDPSGD", "train_dpsgd_lm"]
 
