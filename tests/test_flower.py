@@ -6,8 +6,8 @@ SuperLink and two SuperNodes on 127.0.0.1) and take a few minutes on a busy 2-co
 """
 
 import os
-import time
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
