@@ -1,0 +1,75 @@
+"""The Flower app deployed over gRPC: rounds, a killed SuperNode, and every process stopped.
+
+The fixture starts real processes (a SuperLink and two SuperNodes on 127.0.0.1) once for the
+module; about three minutes on 2 cores, most of it ClientApp processes importing TensorFlow.
+Without flwr installed the whole module is skipped.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("flwr")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "flower_app"))
+
+from deploy import deploy  # noqa: E402
+
+from labkit_flower.engine import labkit_loop  # noqa: E402
+from labkit_flower.task import TaskConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """3 rounds on 2 SuperNodes; SuperNode 1 is killed (SIGKILL) once round 2 is recorded."""
+    cfg = TaskConfig(
+        num_clients=2,
+        client_fraction=1.0,
+        num_rounds=3,
+        num_train=1200,
+        num_test=500,
+        round_timeout=240.0,
+    )
+    return cfg, deploy(
+        cfg, timeout=1500.0, kill_node_after_round=2, workdir=tmp_path_factory.mktemp("deploy")
+    )
+
+
+def test_deployment_runs_rounds_over_grpc(deployment):
+    cfg, out = deployment
+    assert out["rounds"][:2] == [1, 2]
+    history, _ = labkit_loop(cfg.replace(num_rounds=2))
+    assert abs(out["test_accuracy"][1] - history.test_accuracy[1]) <= 2 / cfg.num_test
+    assert out["bytes_up"] > 0 and all(t["process-age"] > 0 for t in out["client_timings"])
+
+
+def test_killed_supernode_fails_the_round_clearly(deployment):
+    cfg, out = deployment
+    assert out["killed"] == {"node": "supernode-1", "after_round": 2}
+    assert out["rounds"] == [1, 2]
+    assert "round 3" in out["error"] and "partitions [1]" in out["error"]
+    # Failed within the round timeout (or the SuperLink's 60 s heartbeat verdict), not later.
+    assert out["total_seconds"] - out["startup_seconds"] - out["wall_time"][1] < (
+        cfg.round_timeout + 60
+    )
+
+
+def test_deployment_stops_every_process(deployment):
+    _, out = deployment
+
+    def alive(pid: int) -> bool:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    # A group's last member may take a moment to exit after SIGTERM; give it 20 s, no more.
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in out["pids"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in out["pids"] if alive(pid)]
