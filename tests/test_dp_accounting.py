@@ -40,6 +40,19 @@ def test_noise_multiplier_round_trip():
     assert more > sigma  # a smaller budget needs more noise
 
 
+@pytest.mark.parametrize(
+    "args",
+    [(8.0, 256, 1500, 2), (0.5, 256, 1500, 2), (3.0, 512, 60_000, 40), (1.0, 100, 10_000, 5)],
+)
+def test_noise_multiplier_is_the_feasible_end_within_tol(args):
+    """The search returns sigma in (root, root + tol]: it meets epsilon, sigma - tol does not."""
+    epsilon, batch, n, epochs = args
+    for tol in (1e-3, 1e-2):
+        sigma = lk.dp.dpsgd_noise_multiplier(epsilon, batch, n, epochs, 1e-5, tol=tol)
+        assert lk.dp.dpsgd_epsilon(sigma, batch, n, epochs, 1e-5) <= epsilon
+        assert lk.dp.dpsgd_epsilon(sigma - tol, batch, n, epochs, 1e-5) > epsilon
+
+
 def test_unreachable_epsilon_is_a_named_error():
     with pytest.raises(lk.dp.UnreachableEpsilonError, match="unreachable"):
         lk.dp.dpsgd_noise_multiplier(1e-3, 1000, 1000, 100, 1e-5, max_noise_multiplier=5)

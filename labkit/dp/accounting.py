@@ -170,7 +170,28 @@ def dpsgd_noise_multiplier(
     if accountant == "pld":
         hi = dpsgd_noise_multiplier(epsilon, batch_size, num_examples, epochs, delta, "rdp",
                                     max_noise_multiplier, tol)  # fmt: skip
-    while hi - lo > tol:  # epsilon decreases as the noise grows
-        mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
-        lo, hi = (lo, mid) if eps_of(mid) <= epsilon else (mid, hi)
+        best = eps_of(hi)
+    return _smallest_feasible(eps_of, epsilon, lo, hi, eps_of(lo), best, tol)
+
+
+def _smallest_feasible(eps_of, epsilon, lo, hi, eps_lo, eps_hi, tol) -> float:
+    """Return a noise multiplier in (root, root + tol] meeting ``epsilon``, given
+    ``eps_of(lo) > epsilon >= eps_of(hi)``: Illinois false position on log epsilon against log
+    sigma (nearly a line), about 6-8 accountant calls where bisection takes ~20.
+
+    Hand-written because scipy's root finders return a root, not the end of the bracket that
+    is known to meet the budget; that end is what a privacy guarantee can use.
+    """
+    g_lo, g_hi, kept = math.log(eps_lo / epsilon), math.log(eps_hi / epsilon), 0
+    while hi - lo > tol:  # invariant: g_lo > 0 >= g_hi (epsilon falls as the noise grows)
+        x_lo, x_hi = math.log(lo), math.log(hi)
+        mid = math.exp(x_hi - g_hi * (x_hi - x_lo) / (g_hi - g_lo))
+        mid = min(max(mid, lo + tol / 2), hi - tol / 2)  # the bracket shrinks by >= tol/2
+        g = math.log(eps_of(mid) / epsilon)
+        if g <= 0:
+            hi, g_hi = mid, g
+            g_lo, kept = (g_lo / 2 if kept == -1 else g_lo), -1  # Illinois: unstick the far end
+        else:
+            lo, g_lo = mid, g
+            g_hi, kept = (g_hi / 2 if kept == 1 else g_hi), 1
     return float(hi)
