@@ -41,3 +41,19 @@ class NoEncrypt(lk.he.FastEncryptor):
 def no_encrypt():
     """The class of an encryptor that fails the test on any encryption."""
     return NoEncrypt
+
+
+# Longest first: with pytest-xdist's --dist loadfile each file goes whole to one worker, in
+# collection order, so the slow files (the gRPC deployment ~3 min, the website build, the
+# chapters) start at once and the many short unit-test files fill the gaps around them.
+_SLOW_FIRST = ("test_flower_deployment.py", "test_book.py", "test_flower.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        if name in _SLOW_FIRST:
+            return _SLOW_FIRST.index(name)
+        return len(_SLOW_FIRST) + (0 if item.path.suffix == ".ipynb" else 1)
+
+    items.sort(key=rank)  # stable: the order within a file is kept
