@@ -99,6 +99,23 @@ class _Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _environment(work: Path) -> dict:
+    """The deployment's environment: Flower's state under ``work``, telemetry off, quiet."""
+    env = dict(os.environ)
+    env.update(
+        FLWR_TELEMETRY_ENABLED="0",
+        FLWR_HOME=str(work / "flwr-home"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        LABKIT_PROGRESS="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        # Keeps TensorFlow out of the processes that never use it (see _startup/sitecustomize.py).
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(APP_DIR / "_startup"), env.get("PYTHONPATH")])
+        ),
+    )
+    return env
+
+
 def deploy(
     cfg: TaskConfig,
     num_supernodes: int | None = None,
@@ -133,14 +150,7 @@ def deploy(
     work.mkdir(parents=True, exist_ok=True)
     results = work / "results.json"
     results.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.update(
-        FLWR_TELEMETRY_ENABLED="0",
-        FLWR_HOME=str(work / "flwr-home"),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        LABKIT_PROGRESS="0",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
+    env = _environment(work)
     bin_dir = Path(sys.executable).parent
     serverappio, fleet, control, *appio = _free_ports(3 + num_supernodes)
     procs = _Processes(work, env)
@@ -170,25 +180,8 @@ def deploy(
         overrides = {**cfg.to_run_config(), "results-path": str(results)}
         run_config = work / "run_config.toml"
         run_config.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in overrides.items()))
-        # `flwr run` retries until the SuperLink's Control API answers, then submits the run.
-        submit = subprocess.run(
-            [
-                str(bin_dir / "flwr"),
-                "run",
-                str(APP_DIR),
-                "local-deployment",
-                "--federation-config",
-                f"address='127.0.0.1:{control}'",
-                "--run-config",
-                str(run_config),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if submit.returncode != 0:
-            raise DeploymentError(f"`flwr run` failed:\n{submit.stdout}\n{submit.stderr}")
+        _await_port(procs, "superlink", control, t0, timeout)
+        _submit(bin_dir, control, run_config, env, timeout)
         record, started, killed = _wait(procs, results, cfg, t0, timeout, kill_node_after_round)
     finally:
         procs.stop()
@@ -200,6 +193,52 @@ def deploy(
         logs=str(work),
     )
     return record
+
+
+def _await_port(procs: _Processes, name: str, port: int, t0: float, timeout: float) -> None:
+    """Block until ``port`` on loopback accepts connections (the SuperLink imports for seconds)."""
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if procs.procs[name].poll() is not None:
+            raise DeploymentError(f"the {name} exited before it listened:\n{procs.tail(name)}")
+        if time.perf_counter() - t0 > timeout:
+            raise DeploymentError(f"the {name} did not listen on port {port} within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def _submit(
+    bin_dir: Path, control: int, run_config: Path, env: dict, timeout: float, attempts: int = 3
+) -> None:
+    """Submit the run with `flwr run`; raise unless the SuperLink confirms it.
+
+    `flwr run` exits 0 even when it fails (it catches every error and prints it), so its exit
+    code says nothing: ask for JSON output and check ``success``. A refused connection is retried.
+    """
+    cmd = [
+        str(bin_dir / "flwr"),
+        "run",
+        str(APP_DIR),
+        "local-deployment",
+        "--federation-config",
+        f"address='127.0.0.1:{control}'",
+        "--run-config",
+        str(run_config),
+        "--format",
+        "json",
+    ]
+    for attempt in range(1, attempts + 1):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        try:
+            answer = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{") :])[0]
+        except ValueError:
+            answer = {}
+        if out.returncode == 0 and answer.get("success") is True:
+            return
+        if "unavailable" not in out.stdout.lower() or attempt == attempts:
+            raise DeploymentError(f"`flwr run` did not start the run:\n{out.stdout}\n{out.stderr}")
+        time.sleep(2.0)
 
 
 def _read(results: Path) -> dict | None:

@@ -17,7 +17,7 @@ pytest.importorskip("flwr")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "flower_app"))
 
-from deploy import deploy  # noqa: E402
+from deploy import DeploymentError, _environment, _free_ports, _submit, deploy  # noqa: E402
 
 from labkit_flower.engine import labkit_loop  # noqa: E402
 from labkit_flower.task import TaskConfig  # noqa: E402
@@ -35,7 +35,7 @@ def deployment(tmp_path_factory):
         round_timeout=240.0,
     )
     return cfg, deploy(
-        cfg, timeout=1500.0, kill_node_after_round=2, workdir=tmp_path_factory.mktemp("deploy")
+        cfg, timeout=600.0, kill_node_after_round=2, workdir=tmp_path_factory.mktemp("deploy")
     )
 
 
@@ -73,3 +73,14 @@ def test_deployment_stops_every_process(deployment):
     while any(alive(pid) for pid in out["pids"]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [pid for pid in out["pids"] if alive(pid)]
+
+
+def test_a_run_nobody_accepted_is_an_error(tmp_path):
+    """`flwr run` exits 0 when the SuperLink is unreachable; the script must not believe it."""
+    (port,) = _free_ports(1)  # nothing listens here
+    config = tmp_path / "run_config.toml"
+    config.write_text("num-rounds = 1\n")
+    env = _environment(tmp_path)
+    with pytest.raises(DeploymentError, match="did not start the run") as err:
+        _submit(Path(sys.executable).parent, port, config, env, timeout=120, attempts=1)
+    assert "unavailable" in str(err.value).lower()
