@@ -30,7 +30,7 @@ import numpy as np
 from _common import write_results
 
 import labkit as lk
-from labkit import experiments_text as et
+from labkit.experiments import text as et
 
 FULL = lk.is_full()
 COUNTS = [1, 4, 16, 64]
@@ -157,7 +157,7 @@ def cost_rows(data) -> list[dict]:
             step(xb, yb)
         return (time.perf_counter() - start) / reps
 
-    model = lk.text.build_char_lm(LM["seq_len"], units=LM["units"], seed=0)
+    model = lk.models.build_char_lm(LM["seq_len"], units=LM["units"], seed=0)
     opt = tf.keras.optimizers.SGD(0.1)
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -183,9 +183,9 @@ def cost_rows(data) -> list[dict]:
     unrolled = tf.keras.Sequential(
         [
             tf.keras.layers.InputLayer(input_shape=(LM["seq_len"],)),
-            tf.keras.layers.Embedding(len(lk.text.VOCAB), 16),
+            tf.keras.layers.Embedding(len(lk.data.text.VOCAB), 16),
             tf.keras.layers.GRU(LM["units"], return_sequences=True, unroll=True),
-            tf.keras.layers.Dense(len(lk.text.VOCAB)),
+            tf.keras.layers.Dense(len(lk.data.text.VOCAB)),
         ]
     )
     vec = lk.dp.DPSGD(unrolled, 1.0, 1.0, 0.1, method="vectorized")
@@ -206,7 +206,7 @@ def fl_rows() -> list[dict]:
     runs = [("role", None), ("iid", None), ("role", "dp")]
     for partition, dp in runs:
         m = FL["dp_clients_per_round"] if dp else FL["clients_per_round"]
-        num = len(lk.text.load_roles(FL["plays"], min_chars=400))
+        num = len(lk.data.text.load_roles(FL["plays"], min_chars=400))
         agg = lk.dp.DPFedAvgAggregator(0.5, 1.0, m, seed=0) if dp else None
         res = et.federated_text(
             FL["plays"],
@@ -243,7 +243,7 @@ def fl_rows() -> list[dict]:
 def inference_rows(meta: dict) -> list[dict]:
     import warnings
 
-    from labkit.private_inference import private_query
+    from labkit.he.inference import private_query
 
     service, x_te, y_te, acc = et.genre_service(
         lk.scale(["macbeth", "tempest", "richard_ii"], None)

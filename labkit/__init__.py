@@ -3,7 +3,8 @@
 One module per concern, called through its namespace so every call site says which file to
 open: ``lk.fl.fedavg``, ``lk.dp.train_dpsgd``, ``lk.he.PackingSpec``, ``lk.attacks.audit_model``,
 ``lk.experiments.memorisation_experiment``. The top level keeps only what every chapter needs:
-seeding, the quick/full switch, data loaders, model builders and the figure style.
+seeding, the quick/full switch, data loaders, model builders and the figure style. A concern
+that outgrew one file is a package (``lk.data.text``, ``lk.attacks.exposure``).
 
 Layers (arrows point down; algorithms do not import each other):
     experiments                      end-to-end experiments the chapters run
@@ -21,8 +22,7 @@ from labkit.config import is_full, scale, set_seed
 # Everything else loads on first use (PEP 562), so ``import labkit.aggregation`` or
 # ``labkit.he`` never pays for TensorFlow, and ``lk.fl`` imports only what it needs.
 _MODULES = {"data", "models", "aggregation", "fl", "dp", "he", "attacks", "experiments",
-            "plots", "results", "guide", "text", "exposure", "private_inference", "plots_text",
-            "experiments_text"}  # fmt: skip
+            "plots", "results", "guide"}  # fmt: skip
 _NAMES = {
     "Dataset": "data",
     "load_mnist": "data",

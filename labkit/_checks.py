@@ -157,16 +157,22 @@ def check_finite_array(name: str, values, dtype=np.float64) -> np.ndarray:
     return arr
 
 
-def check_labels(name: str, labels, num_examples: int | None = None) -> np.ndarray:
-    """Return integer class labels as a 1-D int64 array.
+def check_labels(
+    name: str, labels, num_examples: int | None = None, *, sequences: bool = False
+) -> np.ndarray:
+    """Return integer class labels as an int64 array: 1-D, or (examples, positions) if asked.
 
-    Refused: 2-D (one-hot) labels, NaN, non-integral floats (which ``astype(int)`` would
-    truncate silently), negative values, and a length different from ``num_examples``.
+    Refused: 2-D (one-hot) labels unless ``sequences`` (one label per position of a sequence
+    model), NaN, non-integral floats (which ``astype(int)`` would truncate silently), negative
+    values, and a number of rows different from ``num_examples``.
     """
     y = np.asarray(labels)
-    if y.ndim != 1:
+    if y.ndim != 1 and not (sequences and y.ndim == 2):
         hint = "pass class indices (e.g. np.argmax(one_hot, axis=1)), not one-hot rows"
-        raise ParameterError(name, y, "a 1-D array of integer class labels", hint)
+        want = "a 1-D array of integer class labels" + (
+            ", or one per position: 1-D or (examples, positions)" if sequences else ""
+        )
+        raise ParameterError(name, y, want, hint)
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)):
             raise ParameterError(name, y, "integer class labels", "it holds NaN or inf")

@@ -1,4 +1,4 @@
-"""Small Keras models used across the chapters; every model outputs logits."""
+"""Small Keras models used across the chapters, character LMs included; all output logits."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
 from labkit._checks import check_choice, check_finite_array, check_int, check_labels, check_positive
+from labkit.data.text import CELLS, VOCAB, TextError
 
 __all__ = [
     "logistic",
@@ -18,6 +19,11 @@ __all__ = [
     "per_example_loss",
     "evaluate",
     "count_params",
+    "build_char_lm",
+    "char_lm_layers",
+    "perplexity",
+    "rnn_step",
+    "sequence_log_probs",
 ]
 
 
@@ -165,3 +171,125 @@ def _check_data(x, y) -> tuple[np.ndarray, np.ndarray]:
 def count_params(model: tf.keras.Model) -> int:
     """Return the number of trainable parameters."""
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
+
+
+# --- character language models (chapter 08) ---------------------------------------------
+
+
+def build_char_lm(
+    seq_len: int,
+    units: int = 256,
+    embedding_dim: int = 16,
+    cell: str = "gru",
+    return_sequences: bool = True,
+    vocab_size: int = len(VOCAB),
+    seed: int | None = None,
+):
+    """Build a character LM: Embedding -> GRU/LSTM -> Dense logits over the vocabulary.
+
+    ``return_sequences=True`` predicts the next character at every position (logits of shape
+    (batch, seq_len, vocab)); False predicts only the character after the window (the
+    next-character task of ``labkit.fl``). 256 GRU units give about 230k parameters.
+    """
+    if cell not in CELLS:
+        raise TextError(f"cell must be one of {CELLS}, got {cell!r}")
+    for name, v in (("seq_len", seq_len), ("units", units), ("embedding_dim", embedding_dim)):
+        if not (isinstance(v, int) and v >= 1):
+            raise TextError(f"{name} must be an integer >= 1, got {v!r}")
+    if seed is not None:
+        tf.keras.utils.set_random_seed(int(seed))
+    rnn = tf.keras.layers.GRU if cell == "gru" else tf.keras.layers.LSTM
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(seq_len,)),
+            tf.keras.layers.Embedding(vocab_size, embedding_dim),
+            rnn(units, return_sequences=return_sequences),
+            tf.keras.layers.Dense(vocab_size),
+        ],
+        name=f"char_{cell}{units}",
+    )
+
+
+def perplexity(model, x, y, batch_size: int = 512) -> float:
+    """Return the per-character perplexity 2^(mean -log2 P(next char)) of ``model`` on (x, y)."""
+    total, count = 0.0, 0
+    for s in range(0, len(x), batch_size):
+        logits = model(np.asarray(x[s : s + batch_size], np.float32), training=False)
+        nll = tf.keras.losses.sparse_categorical_crossentropy(
+            y[s : s + batch_size], logits, from_logits=True
+        )
+        total += float(tf.reduce_sum(nll))
+        count += int(np.prod(nll.shape))
+    return float(2.0 ** (total / count / np.log(2.0)))
+
+
+def char_lm_layers(model):
+    """Return (Embedding, GRU/LSTM, Dense) of a char LM; raise ``TextError`` for any other model."""
+    layers = [la for la in model.layers if not isinstance(la, tf.keras.layers.InputLayer)]
+    kinds = (tf.keras.layers.Embedding, (tf.keras.layers.GRU, tf.keras.layers.LSTM))
+    if (
+        len(layers) != 3
+        or not isinstance(layers[0], kinds[0])
+        or not isinstance(layers[1], kinds[1])
+        or type(layers[2]) is not tf.keras.layers.Dense
+    ):
+        raise TextError(f"model {model.name!r} must be Embedding -> GRU/LSTM -> Dense")
+    return layers
+
+
+def rnn_step(rnn, mx, mr, state):
+    """One recurrent step from projections: GRU/LSTM cell math as Keras computes it.
+
+    ``mx = x W + b_input`` and ``mr = h U + b_recurrent`` (GRU, reset_after) or ``mr = h U``
+    (LSTM; its bias is in ``mx``). Returns ``(h, new_state)``; state is ``[h]`` or ``[h, c]``.
+    """
+    cell = rnn.cell
+    act, rec = cell.activation, cell.recurrent_activation
+    if hasattr(cell, "reset_after"):  # GRU
+        if not cell.reset_after:
+            raise TextError("GRU must use reset_after=True (the Keras default)")
+        xz, xr, xh = tf.split(mx, 3, axis=-1)
+        rz, rr, rh = tf.split(mr, 3, axis=-1)
+        z, r = rec(xz + rz), rec(xr + rr)
+        h = z * state[0] + (1.0 - z) * act(xh + r * rh)
+        return h, [h]
+    i, f, g, o = tf.split(mx + mr, 4, axis=-1)
+    c = rec(f) * state[1] + rec(i) * act(g)
+    h = rec(o) * act(c)
+    return h, [h, c]
+
+
+def _projections(rnn, emb):
+    """Return ``mx`` (B, T, k) and a function h -> ``mr`` for one recurrent layer."""
+    cell = rnn.cell
+    if hasattr(cell, "reset_after"):
+        b_in, b_rec = cell.bias[0], cell.bias[1]
+    else:
+        b_in, b_rec = cell.bias, 0.0
+    mx = tf.einsum("bte,ek->btk", emb, cell.kernel) + b_in
+    return mx, (lambda h: tf.matmul(h, cell.recurrent_kernel) + b_rec)
+
+
+def sequence_log_probs(model, codes, state=None, return_state: bool = False):
+    """Return log2 P(code[t+1] | code[:t+1]) from ``model``'s weights, for a batch of sequences.
+
+    ``codes`` (B, L) are fed from ``state`` (default zeros); the result has shape (B, L, vocab):
+    row t holds the distribution of the character after position t. Works for any L (the model's
+    weights are used directly, step by step), and with ``return_state`` also returns the state
+    after the last character, so a caller can continue from it (exposure, beam search).
+    """
+    emb_layer, rnn, dense = char_lm_layers(model)
+    codes = tf.convert_to_tensor(np.asarray(codes, np.int32))
+    emb = tf.gather(emb_layer.embeddings, codes)
+    n = tf.shape(codes)[0]
+    if state is None:
+        zeros = tf.zeros([n, rnn.units])
+        state = [zeros] if hasattr(rnn.cell, "reset_after") else [zeros, zeros]
+    mx, rec = _projections(rnn, emb)
+    outs = []
+    for t in range(int(codes.shape[1])):
+        h, state = rnn_step(rnn, mx[:, t], rec(state[0]), state)
+        outs.append(h)
+    logits = tf.einsum("bth,hv->btv", tf.stack(outs, axis=1), dense.kernel) + dense.bias
+    logp = (tf.nn.log_softmax(logits, axis=-1) / np.log(2.0)).numpy().astype(np.float64)
+    return (logp, state) if return_state else logp

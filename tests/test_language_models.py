@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import labkit as lk
-from labkit import exposure as ex
-from labkit import text
+from labkit.attacks import exposure as ex
+from labkit.data import text
 from labkit.dp.dpsgd import reference_clipped_sum
 from labkit.dp.recurrent import RecurrentDPSGD
-from labkit.private_inference import LinearService, private_query, score_error_bound
+from labkit.he.inference import LinearService, private_query, score_error_bound
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def test_role_too_short_for_the_context_is_an_error():
 def test_canary_longer_than_context_is_an_error():
     with pytest.raises(ValueError, match="longer than the context seq_len=8"):
         text.insert_canaries("a\nb\n", ["my pin is 1234"], [2], seq_len=8)
-    model = text.build_char_lm(8, units=4, seed=0)
+    model = lk.models.build_char_lm(8, units=4, seed=0)
     with pytest.raises(ValueError, match="longer than the context"):
         ex.exposure(model, ex.CanarySpace("my pin is ", length=2), "12")
 
@@ -80,7 +80,7 @@ def test_insert_canaries_counts():
 
 
 def test_sample_larger_than_candidate_space_is_an_error():
-    model = text.build_char_lm(16, units=4, seed=0)
+    model = lk.models.build_char_lm(16, units=4, seed=0)
     space = ex.CanarySpace("pin ", alphabet="01", length=3)  # |R| = 8
     with pytest.raises(ValueError, match="num_samples=8 is larger than the candidate space"):
         ex.sampled_exposure(model, space, "010", num_samples=8)
@@ -89,7 +89,7 @@ def test_sample_larger_than_candidate_space_is_an_error():
 # --- exposure ---------------------------------------------------------------------------------
 def _context_free_model(costs: dict[str, float]):
     """A char LM whose next-character distribution ignores the input: P(c) = 2^-costs[c]."""
-    model = text.build_char_lm(16, units=4, seed=0)
+    model = lk.models.build_char_lm(16, units=4, seed=0)
     dense = model.layers[-1]
     logits = np.full(len(text.VOCAB), -60.0, np.float32)
     rest = 1.0 - sum(2.0**-c for c in costs.values())
@@ -119,7 +119,7 @@ def test_exposure_is_exact_on_a_model_with_known_ranks():
 
 
 def test_sampled_exposure_with_the_whole_space_equals_the_exact_one():
-    model = text.build_char_lm(16, units=6, seed=3)
+    model = lk.models.build_char_lm(16, units=6, seed=3)
     space = ex.CanarySpace("pin ", alphabet="0123", length=3)
     exact = ex.exposure(model, space, "213")["exposure"]
     assert ex.sampled_exposure(model, space, "213", num_samples=63) == pytest.approx(exact)
@@ -133,7 +133,7 @@ def test_sampled_exposure_with_the_whole_space_equals_the_exact_one():
 
 
 def test_log_perplexity_matches_keras_predictions():
-    model = text.build_char_lm(12, units=5, seed=2)
+    model = lk.models.build_char_lm(12, units=5, seed=2)
     codes = text.encode("pin is 4815x")
     logits = model.predict(codes[None].astype(np.float32), verbose=0)[0]
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
@@ -145,7 +145,7 @@ def test_log_perplexity_matches_keras_predictions():
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_recurrent_clipping_equals_per_example_reference(cell, return_sequences):
-    model = text.build_char_lm(
+    model = lk.models.build_char_lm(
         7, units=6, embedding_dim=4, cell=cell, return_sequences=return_sequences, seed=1
     )
     rng = np.random.default_rng(0)
@@ -161,6 +161,28 @@ def test_recurrent_clipping_equals_per_example_reference(cell, return_sequences)
 def test_recurrent_dpsgd_rejects_other_architectures():
     with pytest.raises(ValueError, match="must be Embedding -> GRU/LSTM -> Dense"):
         RecurrentDPSGD(lk.mlp((4,), 2, hidden=(3,)), 1.0, 1.0)
+
+
+def test_train_dpsgd_takes_recurrent_models_and_per_position_labels():
+    """One full-batch step with noise off is SGD on the exact clipped mean (q = 1: all kept)."""
+    model = lk.models.build_char_lm(7, units=6, embedding_dim=4, seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, len(text.VOCAB), (6, 7)).astype(np.float32)
+    y = rng.integers(0, len(text.VOCAB), (6, 7))  # one label per position
+    before = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+    clipped = reference_clipped_sum(model, x, y, 0.3)
+    kwargs = dict(l2_norm_clip=0.3, noise_multiplier=0.0, batch_size=6, epochs=1)
+    history = lk.dp.train_dpsgd(
+        model, x, y, **kwargs, learning_rate=0.5, method="ghost-recurrent", seed=0
+    )
+    assert history.epsilon == [math.inf]
+    for v, b, g in zip(model.trainable_variables, before, clipped, strict=True):
+        np.testing.assert_allclose(v.numpy(), b - 0.5 * g / 6, atol=1e-6)
+    with pytest.raises(lk.ParameterError, match="1-D or \\(examples, positions\\)"):
+        lk.dp.train_dpsgd(model, x, y[..., None], **kwargs, learning_rate=0.5,
+                          method="ghost-recurrent")  # fmt: skip
+    with pytest.raises(lk.ParameterError, match="not one-hot rows"):
+        lk.dp.train_dpsgd(lk.mlp((7,), 3, hidden=(4,)), x, y, **kwargs, learning_rate=0.5)
 
 
 # --- private inference ------------------------------------------------------------------------

@@ -15,24 +15,17 @@ then a sum over time of outer products, ``grad_i(W) = sum_t a_{i,t} g_{i,t}^T = 
 The per-example norm ``||A_i^T G_i||`` comes from ``<A_i A_i^T, G_i G_i^T>`` (a T x T "ghost"
 Gram, Li et al. 2022) or from the explicit k x c per-example matrix, whichever is smaller; the
 clipped sum is the ordinary gradient with ``G_i`` scaled by its clip factor. Exact: a test checks
-it against ``reference_clipped_sum``. Noise, the update and accounting are ``DPSGD``'s.
+it against ``reference_clipped_sum``. Noise, the update and accounting are ``DPSGD``'s; train with
+``labkit.dp.train_dpsgd(..., method='ghost-recurrent')``.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
-
-import numpy as np
 import tensorflow as tf
 
-from labkit.config import progress
-from labkit.dp.accounting import check_delta, dpsgd_epsilon
 from labkit.dp.dpsgd import DPSGD
-from labkit.dp.training import DPSGDHistory, poisson_batches
 
-__all__ = ["RecurrentDPSGD", "train_dpsgd_lm"]
+__all__ = ["RecurrentDPSGD"]
 
 
 def _outer_norms(a: tf.Tensor, g: tf.Tensor):
@@ -62,9 +55,9 @@ class RecurrentDPSGD(DPSGD):
         momentum: float = 0.0,
         seed: int | None = None,
     ):
-        from labkit.text import _layers  # checks the architecture
+        from labkit.models import char_lm_layers  # checks the architecture
 
-        self._parts = _layers(model)
+        self._parts = char_lm_layers(model)
         super().__init__(
             model, l2_norm_clip, noise_multiplier, learning_rate, momentum, "vectorized", seed=seed
         )
@@ -72,7 +65,7 @@ class RecurrentDPSGD(DPSGD):
         self._clipped_sum = tf.function(self._recurrent_clipped_sum, reduce_retracing=True)
 
     def _recurrent_clipped_sum(self, x, y, mask):
-        from labkit.text import _projections, rnn_step
+        from labkit.models import _projections, rnn_step
 
         emb_layer, rnn, dense = self._parts
         cell = rnn.cell
@@ -143,52 +136,3 @@ class RecurrentDPSGD(DPSGD):
         for key, b in biases.items():
             grads[key] = tf.tensordot(weights, b, axes=1)
         return [grads[id(v)] for v in self.model.trainable_variables], norms
-
-
-def train_dpsgd_lm(
-    model: tf.keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    l2_norm_clip: float,
-    noise_multiplier: float,
-    batch_size: int,
-    epochs: int,
-    learning_rate: float,
-    momentum: float = 0.0,
-    delta: float = 1e-5,
-    seed: int = 0,
-    noise_seed: int | None = None,
-    on_epoch_end: Callable[[DPSGDHistory], None] | None = None,
-) -> DPSGDHistory:
-    """Train a character LM in place with DP-SGD (Poisson batches) and return its history.
-
-    Same contract as ``labkit.dp.train_dpsgd`` with ``sampling='poisson'``; ``seed`` draws the
-    batches, ``noise_seed`` (default: the OS's entropy) the Gaussian noise.
-    """
-    n = len(x)
-    if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
-        raise ValueError(
-            f"batch_size must be an integer in [1, {n}] (the data size), got {batch_size!r}"
-        )
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    delta = check_delta(delta)
-    dp = RecurrentDPSGD(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, noise_seed)
-    rng = np.random.default_rng(seed)
-    capacity = min(n, int(batch_size + 4 * math.sqrt(batch_size) + 1))
-    history = DPSGDHistory(delta=delta, sampling="poisson")
-    start = time.perf_counter()
-    for epoch in progress(range(1, epochs + 1), desc="DP-SGD epochs"):
-        for idx in poisson_batches(n, batch_size, rng):
-            dp.step(x[idx], y[idx], float(batch_size), capacity)
-        history.epochs.append(epoch)
-        history.seconds.append(time.perf_counter() - start)
-        history.epsilon.append(
-            dpsgd_epsilon(noise_multiplier, batch_size, n, epoch, delta, steps=dp.steps)
-            if noise_multiplier > 0
-            else math.inf
-        )
-        if on_epoch_end is not None:
-            on_epoch_end(history)
-    return history

@@ -22,9 +22,34 @@ from labkit.dp._random import noise_rng
 from labkit.dp.accounting import dpsgd_epsilon
 from labkit.dp.dpsgd import DPSGD
 
-__all__ = ["DPSGDHistory", "poisson_batches", "shuffled_batches", "train_dpsgd"]
+__all__ = ["DPSGDHistory", "make_dpsgd", "poisson_batches", "shuffled_batches", "train_dpsgd"]
 
 SAMPLINGS = ("poisson", "shuffle")
+METHODS = ("ghost", "vectorized", "ghost-recurrent")
+
+
+def make_dpsgd(
+    model: tf.keras.Model,
+    l2_norm_clip: float,
+    noise_multiplier: float,
+    learning_rate: float,
+    momentum: float = 0.0,
+    method: str = "ghost",
+    seed: int | None = None,
+) -> DPSGD:
+    """Return the ``DPSGD`` whose per-example clipping rule fits ``method``.
+
+    ``'ghost'``: Dense/Conv2D chains; ``'vectorized'``: any model, slower;
+    ``'ghost-recurrent'``: Embedding -> GRU/LSTM -> Dense language models (``RecurrentDPSGD``).
+    """
+    method = check_choice("method", method, METHODS)
+    if method == "ghost-recurrent":
+        from labkit.dp.recurrent import RecurrentDPSGD  # loads the char-LM helpers only when asked
+
+        return RecurrentDPSGD(
+            model, l2_norm_clip, noise_multiplier, learning_rate, momentum, seed=seed
+        )
+    return DPSGD(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, method, seed=seed)
 
 
 def poisson_batches(
@@ -98,7 +123,10 @@ def train_dpsgd(
             then only the customary heuristic, see ``dpsgd_epsilon``).
         accountant: ``'rdp'`` or ``'pld'`` (tighter), both through dp-accounting.
         validation_data: ``(x_test, y_test)`` evaluated after every epoch, or None.
-        method: ``'ghost'`` (fast, Dense/Conv2D chains) or ``'vectorized'`` (any model).
+        method: the per-example clipping rule (``make_dpsgd``): ``'ghost'`` (fast, Dense/Conv2D
+            chains), ``'vectorized'`` (any model) or ``'ghost-recurrent'`` (character LMs:
+            Embedding -> GRU/LSTM -> Dense; ``x`` character codes, ``y`` the next character,
+            one per example or one per position).
         seed: None (default): batch sampling and noise from a generator seeded by the OS's
             cryptographic source, so no two runs add the same noise. An int makes both
             reproducible - an explicit choice for teaching and tests (compare Opacus's
@@ -118,12 +146,12 @@ def train_dpsgd(
 
     x = check_finite_array("x", x, np.float32)
     n = len(x)
-    y = check_labels("y", y, n)
+    y = check_labels("y", y, n, sequences=method == "ghost-recurrent")
     batch_size = check_int("batch_size", batch_size, 1, n)
     epochs = check_int("epochs", epochs, 1)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     delta = check_delta(delta)
-    dp = DPSGD(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, method, seed=seed)
+    dp = make_dpsgd(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, method, seed)
     # Sampling from its own stream: with a seed, a different one from the noise's.
     rng = noise_rng(None if seed is None else int(seed) + 1)
     # Capacity 4 standard deviations above the mean: chunking beyond it is rare and still exact.

@@ -11,6 +11,7 @@ Modules, one concern each:
     djn         DJN fast encryption (``FastEncryptor``) and CRT decryption
     rsa         textbook RSA, the source article's multiplicative formula
     aggregator  ``secure_aggregate`` and ``SecureAggregator`` (a ``labkit.aggregation.Aggregator``)
+    inference   a linear model served on encrypted features (``labkit.he.inference``, chapter 08)
 Worker processes are opt-in (``workers=2`` or a ``Workers`` pool); none starts at import.
 Cryptographic randomness comes from ``secrets`` / phe's ``SystemRandom`` and is never seeded.
 """

@@ -1,4 +1,7 @@
-"""One style for every figure in the workbook; every function returns ``(fig, ax)``."""
+"""One style for every figure in the workbook; every function returns ``(fig, ax)``.
+
+Chapter 08's figures, drawn with these helpers: ``labkit.plots.text``.
+"""
 
 from __future__ import annotations
 
@@ -448,3 +451,15 @@ def plot_packing_cost(
     _finish(right, "number of clients (headroom)", "seconds to encrypt one update", None)
     fig.tight_layout()
     return fig, (left, right)
+
+
+_SUBMODULES = {"text"}  # chapter 08's part of this concern
+
+
+def __getattr__(name: str):
+    """Load a submodule on first use (``lk.plots.text``), as the top level does."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

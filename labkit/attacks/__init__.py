@@ -1,4 +1,7 @@
-"""Attacks that measure leakage: membership inference (here) and gradient leakage (FL chapter)."""
+"""Attacks that measure leakage: membership inference (here) and gradient leakage (FL chapter).
+
+A language model's memorised secrets (canary exposure, Carlini et al.): ``labkit.attacks.exposure``.
+"""
 
 from __future__ import annotations
 
@@ -380,3 +383,15 @@ def epsilon_witness(
     return EpsilonWitness(
         name, float(tpr[i]), float(fpr[i]), float(tpr_lo[i]), float(fpr_hi[i]), delta, bound
     )
+
+
+_SUBMODULES = {"exposure"}  # chapter 08's part of this concern
+
+
+def __getattr__(name: str):
+    """Load a submodule on first use (``lk.attacks.exposure``), as the top level does."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

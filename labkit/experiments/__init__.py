@@ -2,7 +2,8 @@
 
 This is the top floor: it combines the algorithms (``fl``, ``dp``, ``attacks``), which do not
 import each other. Every membership experiment is one function, ``membership_experiment``, with
-the training step as an argument; the named ones only choose that step.
+the training step as an argument; the named ones only choose that step. Chapter 08's
+language-model experiments: ``labkit.experiments.text``.
 """
 
 from __future__ import annotations
@@ -215,3 +216,15 @@ def privacy_utility_sweep(
             }
         )
     return rows
+
+
+_SUBMODULES = {"text"}  # chapter 08's part of this concern
+
+
+def __getattr__(name: str):
+    """Load a submodule on first use (``lk.experiments.text``), as the top level does."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@
 * ``federated_text``: the LEAF Shakespeare task with ``labkit.fl.fedavg``, by role or IID,
   optionally with DP-FedAvg; rounds to a target accuracy and the user-level epsilon.
 * ``genre_service``: a linear genre classifier served on encrypted features
-  (``labkit.private_inference``).
+  (``labkit.he.inference``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
-from labkit import exposure as ex
-from labkit import text
+from labkit import models
+from labkit.attacks import exposure as ex
 from labkit.config import make_rng, progress
+from labkit.data import text
 
 __all__ = [
     "CANARY_NAMES",
@@ -80,7 +81,7 @@ def _measure(model, data: dict) -> dict:
     return {
         "exposure": [o["exposure"] for o in out],
         "rank": [o["rank"] for o in out],
-        "perplexity": text.perplexity(model, data["x_heldout"], data["y_heldout"]),
+        "perplexity": models.perplexity(model, data["x_heldout"], data["y_heldout"]),
     }
 
 
@@ -101,16 +102,17 @@ def canary_experiment(
 
     ``noise_multiplier=None`` trains non-privately with Adam; a number trains with DP-SGD
     (Poisson batches of expected size ``batch_size``, SGD with momentum 0.9 at
-    ``dp_learning_rate``) and records epsilon at ``delta`` per epoch.
+    ``dp_learning_rate``) and records epsilon at ``delta`` per epoch; ``seed`` fixes the batches
+    and the DP noise too (reproducible teaching; ``train_dpsgd``'s default is OS entropy).
     Returns per-epoch lists (``epochs``, ``exposure`` per canary, ``perplexity``, ``epsilon``,
     ``seconds`` of training only) and the greedy completion of every canary's prefix.
     """
     import tensorflow as tf
 
-    from labkit.dp.recurrent import train_dpsgd_lm
+    from labkit.dp import train_dpsgd
 
     seq_len = data["x"].shape[1]
-    model = text.build_char_lm(seq_len, units=units, seed=seed)
+    model = models.build_char_lm(seq_len, units=units, seed=seed)
     log = {"epochs": [], "exposure": [], "perplexity": [], "epsilon": [], "seconds": []}
     elapsed = [0.0]
 
@@ -150,7 +152,7 @@ def canary_experiment(
             record(history.epochs[-1], history.epsilon[-1])
 
         # measuring is outside the timed part: DP seconds count from the history's clock
-        train_dpsgd_lm(
+        train_dpsgd(
             model,
             data["x"],
             data["y"],
@@ -161,8 +163,8 @@ def canary_experiment(
             learning_rate=dp_learning_rate,
             momentum=0.9,
             delta=delta,
+            method="ghost-recurrent",
             seed=seed,
-            noise_seed=seed,
             on_epoch_end=on_epoch,
         )
     log["completions"] = [
@@ -216,7 +218,7 @@ def federated_text(
     if partition == "iid":
         clients = iid_clients(clients, seed)
     pick = make_rng(seed).permutation(len(x_te))[:num_test]
-    model = text.build_char_lm(seq_len, units=units, return_sequences=False, seed=seed)
+    model = models.build_char_lm(seq_len, units=units, return_sequences=False, seed=seed)
     history = fl.fedavg(
         model,
         clients,
@@ -261,7 +263,7 @@ def genre_service(plays: list[str] | None = None, seed: int = 0):
     """
     from sklearn.linear_model import LogisticRegression
 
-    from labkit.private_inference import LinearService
+    from labkit.he.inference import LinearService
 
     x_tr, y_tr, x_te, y_te = genre_dataset(plays, seed=seed)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6

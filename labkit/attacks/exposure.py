@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.config import make_rng
-from labkit.text import TextError, check_canary, encode, sequence_log_probs
+from labkit.data.text import TextError, check_canary, encode
+from labkit.models import sequence_log_probs
 
 __all__ = [
     "ExposureError",

@@ -1,4 +1,7 @@
-"""Real data sets that work offline, and client partitions for the federated chapters."""
+"""Real data sets that work offline, and client partitions for the federated chapters.
+
+Shakespeare by play and role, character codes and canaries: ``labkit.data.text``.
+"""
 
 from __future__ import annotations
 
@@ -138,7 +141,7 @@ def load_breast_cancer(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
 
 
 # UCI Adult (census income, CC BY 4.0): shipped compressed in labkit/datasets/adult/.
-ADULT_PATH = Path(__file__).resolve().parent / "datasets" / "adult" / "adult.data.gz"
+ADULT_PATH = Path(__file__).resolve().parents[1] / "datasets" / "adult" / "adult.data.gz"
 ADULT_COLUMNS = (
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
     "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
@@ -268,3 +271,15 @@ def label_counts(
     if num_classes is None:
         num_classes = int(labels.max()) + 1
     return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])
+
+
+_SUBMODULES = {"text"}  # chapter 08's part of this concern
+
+
+def __getattr__(name: str):
+    """Load a submodule on first use (``lk.data.text``), as the top level does."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
