@@ -244,9 +244,14 @@ def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
 
 
 def format_table(rows: list[dict], columns: list[str], precision: int = 3) -> str:
-    """Return ``rows`` as a Markdown table of ``columns``, floats at fixed significant digits."""
+    """Return ``rows`` as a Markdown table of ``columns``, floats at fixed significant digits.
+
+    A missing value (None, e.g. no epsilon without DP) shows as an en dash, not as "None".
+    """
 
     def cell(v):
+        if v is None:
+            return "–"
         return f"{v:.{precision}g}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -223,3 +223,11 @@ def test_wrong_number_of_features_is_an_error(keys):
     service = LinearService(np.ones((3, 1)), np.zeros(1))
     with pytest.raises(ValueError, match="query has 2 features; this model takes exactly 3"):
         service.score(lk.he.encrypt_vector(pk, [1.0, 2.0]))
+
+
+def test_result_settings_parse_back_to_values():
+    from labkit.plots.text import parse_setting
+
+    got = parse_setting('k=64 pin=0697 eps=2.5 reached=None prefix="anne\'s pin is " dp=DP-FedAvg')
+    assert got == {"k": 64, "pin": "0697", "eps": 2.5, "reached": None,
+                   "prefix": "anne's pin is ", "dp": "DP-FedAvg"}  # fmt: skip

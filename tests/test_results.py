@@ -211,6 +211,8 @@ def test_missing_files_give_no_rows_not_made_up_ones(tmp_path):
 def test_format_table():
     table = lk.results.format_table([{"a": "x", "b": 1234.5678}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23e+03 |"]
+    missing = lk.results.format_table([{"a": None, "b": 2}, {"b": 3}], ["a", "b"])
+    assert missing.splitlines()[2:] == ["| – | 2 |", "|  | 3 |"]  # None vs a column not recorded
 
 
 def test_load_rows_accepts_a_list_or_a_dict_with_rows(tmp_path):

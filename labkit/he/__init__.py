@@ -16,76 +16,29 @@ Worker processes are opt-in (``workers=2`` or a ``Workers`` pool); none starts a
 Cryptographic randomness comes from ``secrets`` / phe's ``SystemRandom`` and is never seeded.
 """
 
-from labkit.he._pool import Workers
-from labkit.he.aggregator import SecureAggregator, secure_aggregate
-from labkit.he.djn import FastEncryptor
-from labkit.he.encoding import FixedPoint
-from labkit.he.keys import (
-    DEFAULT_KEY_BITS,
-    MIN_SECURE_KEY_BITS,
-    HeadroomError,
-    HEError,
-    InsecureKeyWarning,
-    KeyMismatchError,
-    KeyTooShortError,
-    NonFiniteValueError,
-    ValueRangeError,
-    WrongKeyError,
-    cached_keypair,
-    ciphertext_bytes,
-    generate_keypair,
-    security_bits,
-)
-from labkit.he.packing import PackingSpec, dequantize, pack_integers, quantize, unpack_integers
-from labkit.he.rsa import TextbookRSA
-from labkit.he.vectors import (
-    EncryptedVector,
-    PackedVector,
-    decrypt_vector,
-    encrypt_packed,
-    encrypt_vector,
-    encrypted_sum,
-    encrypted_weighted_mean,
-    encrypted_weighted_sum,
-)
+# Each submodule's ``__all__`` is its public surface; the package re-exports them all (as
+# ``labkit.dp`` does), so no name is listed twice.
+from labkit.he import _pool, aggregator, djn, encoding, keys, packing, rsa, vectors
+from labkit.he._pool import *  # noqa: F403
+from labkit.he.aggregator import *  # noqa: F403
+from labkit.he.djn import *  # noqa: F403
+from labkit.he.encoding import *  # noqa: F403
+from labkit.he.keys import *  # noqa: F403
+from labkit.he.packing import *  # noqa: F403
+from labkit.he.rsa import *  # noqa: F403
+from labkit.he.vectors import *  # noqa: F403
 
 __all__ = [
-    # keys and errors
-    "DEFAULT_KEY_BITS",
-    "MIN_SECURE_KEY_BITS",
-    "generate_keypair",
-    "cached_keypair",
-    "security_bits",
-    "ciphertext_bytes",
-    "HEError",
-    "KeyTooShortError",
-    "NonFiniteValueError",
-    "ValueRangeError",
-    "HeadroomError",
-    "KeyMismatchError",
-    "WrongKeyError",
-    "InsecureKeyWarning",
-    # encoding and packing
-    "FixedPoint",
-    "PackingSpec",
-    "quantize",
-    "dequantize",
-    "pack_integers",
-    "unpack_integers",
-    # vectors
-    "EncryptedVector",
-    "PackedVector",
-    "encrypt_vector",
-    "encrypt_packed",
-    "encrypted_sum",
-    "encrypted_weighted_sum",
-    "encrypted_weighted_mean",
-    "decrypt_vector",
-    # speed
-    "FastEncryptor",
-    "Workers",
-    # the source's formula, and secure aggregation
-    "TextbookRSA",
-    "secure_aggregate",
-    "SecureAggregator",
+    name
+    for module in (keys, encoding, packing, vectors, djn, _pool, rsa, aggregator)
+    for name in module.__all__
 ]
+
+
+def __getattr__(name: str):
+    """Load ``labkit.he.inference`` (chapter 08) on first use, as the top level does."""
+    if name == "inference":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.inference")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

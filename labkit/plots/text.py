@@ -19,8 +19,9 @@ __all__ = [
 def parse_setting(setting: str) -> dict:
     """Return ``{"key": value}`` from a row's ``"key=value key=value"`` setting string.
 
-    Numbers become int/float unless that would change their text ("0697" stays a string); a
-    quoted value may hold spaces (``prefix="anne's pin is "``).
+    Numbers become int/float unless that would change their text ("0697" stays a string),
+    ``None`` becomes None (e.g. a target never reached); a quoted value may hold spaces
+    (``prefix="anne's pin is "``).
     """
     pairs: list[list[str]] = []
     for part in setting.split(" "):
@@ -33,7 +34,7 @@ def parse_setting(setting: str) -> dict:
         if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
             out[k] = v[1:-1]
             continue
-        out[k] = v
+        out[k] = None if v == "None" else v
         for cast in (int, float):
             try:
                 if str(cast(v)) == v:
