@@ -231,3 +231,17 @@ def test_result_settings_parse_back_to_values():
     got = parse_setting('k=64 pin=0697 eps=2.5 reached=None prefix="anne\'s pin is " dp=DP-FedAvg')
     assert got == {"k": 64, "pin": "0697", "eps": 2.5, "reached": None,
                    "prefix": "anne's pin is ", "dp": "DP-FedAvg"}  # fmt: skip
+
+
+def test_dp_exposure_plot_marks_the_chance_level():
+    from labkit.plots.text import plot_dp_exposure
+
+    rows = [
+        {"experiment": "dp_exposure", "setting": f"insertions={k} noise_multiplier={z} epoch=2",
+         "epsilon": eps, "exposure": float(k) / 8, "perplexity": 6.0}
+        for k in (1, 4, 16, 64) for z, eps in ((0, None), (1.0, 2.0))
+    ]  # fmt: skip
+    fig, axes = plot_dp_exposure(rows, insertions=64)
+    (line,) = axes[0].get_lines()
+    assert line.get_ydata()[0] == pytest.approx(math.log2(4 / 0.01))  # 4 canaries, 1 % level
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["no DP", "ε = 2"]

@@ -107,8 +107,13 @@ def plot_exposure_vs_insertions(rows: list[dict], space: int | None = None, ax=N
     )
 
 
-def plot_dp_exposure(rows: list[dict], insertions: int):
-    """Exposure of one canary and held-out perplexity: non-private vs DP-SGD at each epsilon."""
+def plot_dp_exposure(rows: list[dict], insertions: int, chance_level: float = 0.01):
+    """Exposure of one canary and held-out perplexity: non-private vs DP-SGD at each epsilon.
+
+    The dashed line is the exposure that chance exceeds with probability ``chance_level`` over
+    all the canaries (a random candidate reaches x bits with probability 2^-x): below it, the
+    canary is not told apart from a random candidate.
+    """
     final: dict = {}
     for r in select(rows, "dp_exposure", insertions=insertions):
         key = r["s"]["noise_multiplier"]
@@ -123,6 +128,10 @@ def plot_dp_exposure(rows: list[dict], insertions: int):
         f"Canary inserted {insertions}x",
         ax=axes[0],
     )
+    canaries = len({r["s"]["insertions"] for r in select(rows, "dp_exposure")})
+    chance = math.log2(max(canaries, 1) / chance_level)
+    axes[0].axhline(chance, color="0.4", ls="--", lw=1, label=f"chance, {chance_level:.0%} level")
+    axes[0].legend(loc="upper right")
     plot_bars(
         dict(zip(labels, [r["perplexity"] for r in ordered], strict=True)),
         "held-out perplexity (per char)",
