@@ -245,3 +245,29 @@ def test_dp_exposure_plot_marks_the_chance_level():
     (line,) = axes[0].get_lines()
     assert line.get_ydata()[0] == pytest.approx(math.log2(4 / 0.01))  # 4 canaries, 1 % level
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["no DP", "ε = 2"]
+
+
+@pytest.mark.parametrize("size", [10, 1000, 100_000])
+def test_chance_exposure_bounds_what_an_unmemorised_canary_reaches(size):
+    """Over every rank 1..|R| (uniform: nothing memorised), P(exposure >= t) <= level."""
+    ranks = np.arange(1, size + 1)
+    exposures = np.log2(size) - np.log2(ranks)
+    for level in (0.5, 0.05, 0.01):
+        t = ex.chance_exposure(1, level)
+        assert np.mean(exposures >= t) <= level
+        assert np.mean(exposures >= t - 1) > level or size * level < 2  # not far too loose
+    assert ex.chance_exposure(4, 0.01) == pytest.approx(math.log2(400))
+    with pytest.raises(ValueError, match="level"):
+        ex.chance_exposure(4, 0.0)
+
+
+def test_final_dp_exposure_keeps_the_last_epoch_per_setting():
+    from labkit.plots.text import final_dp_exposure
+
+    rows = [
+        {"experiment": "dp_exposure", "setting": f"insertions=4 noise_multiplier=1.0 epoch={e}",
+         "epsilon": float(e), "exposure": float(e), "perplexity": 6.0}
+        for e in (3, 1, 2)
+    ]  # fmt: skip
+    final = final_dp_exposure(rows + [{"experiment": "other", "setting": "epoch=9"}])
+    assert list(final) == [(1.0, 4)] and final[(1.0, 4)]["exposure"] == 3.0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit._checks import ParameterError, check_finite_array, check_float, check_int
+from labkit._lazy import lazy_submodules
 
 __all__ = [
     "roc_curve",
@@ -81,20 +82,28 @@ def empirical_epsilon(
     bound is rigorous when each score comes from an independent training run; on the scores of
     one run it is the usual heuristic audit (Steinke et al. 2023 make one-run audits rigorous).
     """
+    *_, curves = _epsilon_curves(member_scores, nonmember_scores, delta, confidence)
+    candidates = np.concatenate(list(curves.values()))
+    candidates = candidates[np.isfinite(candidates)]
+    return float(max(0.0, candidates.max())) if candidates.size else 0.0
+
+
+def _epsilon_curves(member_scores, nonmember_scores, delta: float, confidence: float):
+    """Return (fpr, tpr, TPR lower bound, FPR upper bound, {test: epsilon per threshold})."""
     delta = check_float("delta", delta, 0.0, 1.0, high_open=True)
     confidence = check_float("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
     n_pos, n_neg = np.size(member_scores), np.size(nonmember_scores)
     fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
     alpha = 1.0 - confidence
     # Two rates per threshold, each bounded at alpha/2 -> Bonferroni over the pair.
-    tpr_lo, tpr_hi = _clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha / 2)
-    fpr_lo, fpr_hi = _clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha / 2)
+    tpr_lo, _ = _clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha / 2)
+    _, fpr_hi = _clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eps1 = np.log((tpr_lo - delta) / fpr_hi)
-        eps2 = np.log((1.0 - fpr_hi - delta) / (1.0 - tpr_lo))
-    candidates = np.concatenate([eps1, eps2])
-    candidates = candidates[np.isfinite(candidates)]
-    return float(max(0.0, candidates.max())) if candidates.size else 0.0
+        curves = {
+            "TPR/FPR": np.log((tpr_lo - delta) / fpr_hi),
+            "TNR/FNR": np.log((1.0 - fpr_hi - delta) / (1.0 - tpr_lo)),
+        }
+    return fpr, tpr, tpr_lo, fpr_hi, curves
 
 
 @dataclass(frozen=True)
@@ -363,16 +372,9 @@ def epsilon_witness(
     rate), so ``epsilon_witness(...).epsilon == empirical_epsilon(...)``.
     """
     bound = empirical_epsilon(member_scores, nonmember_scores, delta, confidence)
-    n_pos, n_neg = np.size(member_scores), np.size(nonmember_scores)
-    fpr, tpr, _ = roc_curve(member_scores, nonmember_scores)
-    alpha = 1.0 - confidence
-    tpr_lo, _ = _clopper_pearson(np.rint(tpr * n_pos), n_pos, alpha / 2)
-    _, fpr_hi = _clopper_pearson(np.rint(fpr * n_neg), n_neg, alpha / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        both = {
-            "TPR/FPR": np.log((tpr_lo - delta) / fpr_hi),
-            "TNR/FNR": np.log((1.0 - fpr_hi - delta) / (1.0 - tpr_lo)),
-        }
+    fpr, tpr, tpr_lo, fpr_hi, both = _epsilon_curves(
+        member_scores, nonmember_scores, delta, confidence
+    )
     best = ("none", 0, 0.0)
     for name, eps in both.items():
         eps = np.where(np.isfinite(eps), eps, -np.inf)
@@ -385,13 +387,4 @@ def epsilon_witness(
     )
 
 
-_SUBMODULES = {"exposure"}  # chapter 08's part of this concern
-
-
-def __getattr__(name: str):
-    """Load a submodule on first use (``lk.attacks.exposure``), as the top level does."""
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, {"exposure"})  # chapter 08's part of this concern

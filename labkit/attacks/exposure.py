@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labkit._checks import check_float, check_int
 from labkit.config import make_rng
 from labkit.data.text import TextError, check_canary, encode
 from labkit.models import sequence_log_probs
@@ -36,6 +37,7 @@ __all__ = [
     "candidate_log_perplexities",
     "exposure_from_log_perplexities",
     "exposure",
+    "chance_exposure",
     "sampled_log_perplexities",
     "sampled_exposure",
     "complete_secret",
@@ -164,6 +166,19 @@ def exposure_from_log_perplexities(canary: float, candidates) -> float:
         raise ExposureError("candidates must hold the whole candidate space, got 0 values")
     rank = 1 + int(np.sum(cand < canary))
     return math.log2(cand.size) - math.log2(rank)
+
+
+def chance_exposure(num_canaries: int = 1, level: float = 0.01) -> float:
+    """Return the exposure that unmemorised canaries exceed with probability at most ``level``.
+
+    A canary the model has not memorised is ranked like any candidate: its rank is uniform on
+    1..|R|, so P(exposure >= x) = P(rank <= |R| 2^-x) <= 2^-x, whatever |R|. Over
+    ``num_canaries`` canaries (a union bound) the threshold is log2(num_canaries / level):
+    exposure above it is evidence of memorisation at that level, below it is what chance gives.
+    """
+    num_canaries = check_int("num_canaries", num_canaries, 1)
+    level = check_float("level", level, 0.0, 1.0, low_open=True, high_open=True)
+    return math.log2(num_canaries / level)
 
 
 def exposure(model, space: CanarySpace, secret: str) -> dict:

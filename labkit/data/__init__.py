@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit._checks import check_choice, check_float, check_int, check_labels, check_positive
+from labkit._lazy import lazy_submodules
 from labkit.config import make_rng
 
 __all__ = [
@@ -273,13 +274,4 @@ def label_counts(
     return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])
 
 
-_SUBMODULES = {"text"}  # chapter 08's part of this concern
-
-
-def __getattr__(name: str):
-    """Load a submodule on first use (``lk.data.text``), as the top level does."""
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern

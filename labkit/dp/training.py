@@ -21,11 +21,12 @@ from labkit.config import progress
 from labkit.dp._random import noise_rng
 from labkit.dp.accounting import dpsgd_epsilon
 from labkit.dp.dpsgd import DPSGD
+from labkit.dp.dpsgd import METHODS as DPSGD_METHODS
 
 __all__ = ["DPSGDHistory", "make_dpsgd", "poisson_batches", "shuffled_batches", "train_dpsgd"]
 
 SAMPLINGS = ("poisson", "shuffle")
-METHODS = ("ghost", "vectorized", "ghost-recurrent")
+METHODS = (*DPSGD_METHODS, "ghost-recurrent")  # DPSGD's own rules, plus RecurrentDPSGD's
 
 
 def make_dpsgd(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from labkit._checks import ParameterError, check_int
+from labkit._lazy import lazy_submodules
 from labkit.aggregation import Aggregator
 from labkit.attacks import audit_model
 
@@ -218,13 +219,4 @@ def privacy_utility_sweep(
     return rows
 
 
-_SUBMODULES = {"text"}  # chapter 08's part of this concern
-
-
-def __getattr__(name: str):
-    """Load a submodule on first use (``lk.experiments.text``), as the top level does."""
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern

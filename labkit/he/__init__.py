@@ -18,6 +18,7 @@ Cryptographic randomness comes from ``secrets`` / phe's ``SystemRandom`` and is 
 
 # Each submodule's ``__all__`` is its public surface; the package re-exports them all (as
 # ``labkit.dp`` does), so no name is listed twice.
+from labkit._lazy import lazy_submodules
 from labkit.he import _pool, aggregator, djn, encoding, keys, packing, rsa, vectors
 from labkit.he._pool import *  # noqa: F403
 from labkit.he.aggregator import *  # noqa: F403
@@ -35,10 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Load ``labkit.he.inference`` (chapter 08) on first use, as the top level does."""
-    if name == "inference":
-        import importlib
-
-        return importlib.import_module(f"{__name__}.inference")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, {"inference"})  # chapter 08

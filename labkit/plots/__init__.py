@@ -11,6 +11,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from labkit._lazy import lazy_submodules
+
 __all__ = [
     "STYLE",
     "use_style",
@@ -453,13 +455,4 @@ def plot_packing_cost(
     return fig, (left, right)
 
 
-_SUBMODULES = {"text"}  # chapter 08's part of this concern
-
-
-def __getattr__(name: str):
-    """Load a submodule on first use (``lk.plots.text``), as the top level does."""
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern

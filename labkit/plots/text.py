@@ -11,6 +11,7 @@ __all__ = [
     "select",
     "plot_exposure_vs_epochs",
     "plot_exposure_vs_insertions",
+    "final_dp_exposure",
     "plot_dp_exposure",
     "plot_federated",
 ]
@@ -107,6 +108,16 @@ def plot_exposure_vs_insertions(rows: list[dict], space: int | None = None, ax=N
     )
 
 
+def final_dp_exposure(rows: list[dict]) -> dict[tuple[float, int], dict]:
+    """Return the last-epoch ``dp_exposure`` row per (noise multiplier, insertions)."""
+    final: dict = {}
+    for r in select(rows, "dp_exposure"):
+        key = (r["s"]["noise_multiplier"], r["s"]["insertions"])
+        if key not in final or r["s"]["epoch"] > final[key]["s"]["epoch"]:
+            final[key] = r
+    return final
+
+
 def plot_dp_exposure(rows: list[dict], insertions: int, chance_level: float = 0.01):
     """Exposure of one canary and held-out perplexity: non-private vs DP-SGD at each epsilon.
 
@@ -114,12 +125,11 @@ def plot_dp_exposure(rows: list[dict], insertions: int, chance_level: float = 0.
     all the canaries (a random candidate reaches x bits with probability 2^-x): below it, the
     canary is not told apart from a random candidate.
     """
-    final: dict = {}
-    for r in select(rows, "dp_exposure", insertions=insertions):
-        key = r["s"]["noise_multiplier"]
-        if key not in final or r["s"]["epoch"] > final[key]["s"]["epoch"]:
-            final[key] = r
-    ordered = sorted(final.values(), key=lambda r: -(r["epsilon"] or math.inf))
+    from labkit.attacks.exposure import chance_exposure  # (TensorFlow only when drawn)
+
+    final = final_dp_exposure(rows)
+    ordered = [r for (_, k), r in final.items() if k == insertions]
+    ordered.sort(key=lambda r: -(r["epsilon"] or math.inf))
     labels = ["no DP" if r["epsilon"] is None else f"ε = {r['epsilon']:.2g}" for r in ordered]
     fig, axes = new_figure(ncols=2)
     plot_bars(
@@ -128,8 +138,7 @@ def plot_dp_exposure(rows: list[dict], insertions: int, chance_level: float = 0.
         f"Canary inserted {insertions}x",
         ax=axes[0],
     )
-    canaries = len({r["s"]["insertions"] for r in select(rows, "dp_exposure")})
-    chance = math.log2(max(canaries, 1) / chance_level)
+    chance = chance_exposure(len({k for _, k in final}), chance_level)
     axes[0].axhline(chance, color="0.4", ls="--", lw=1, label=f"chance, {chance_level:.0%} level")
     axes[0].legend(loc="upper right")
     plot_bars(
