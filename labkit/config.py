@@ -18,6 +18,7 @@ __all__ = [
     "make_rng",
     "quiet_tensorflow",
     "progress",
+    "versions",
 ]
 
 FULL_ENV_VAR = "LABKIT_FULL"
@@ -73,3 +74,26 @@ def progress(iterable=None, **kwargs):
         kwargs["disable"] = True
     kwargs.setdefault("leave", False)
     return tqdm(iterable, **kwargs)
+
+
+# The libraries a chapter's numbers depend on, in the order a reader looks for them.
+_VERSIONED = ("tensorflow", "tensorflow-privacy", "dp-accounting", "numpy", "phe", "gmpy2",
+              "tenseal", "flwr", "ipywidgets", "matplotlib")  # fmt: skip
+
+
+def versions(packages: tuple[str, ...] = _VERSIONED) -> dict[str, str]:
+    """Return ``{package: version}`` for Python, labkit and ``packages`` ("not installed" if
+    absent).
+
+    Every chapter prints this at its end, so a learner can tell which releases made its outputs.
+    """
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version(), "labkit": metadata.version("labkit")}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
