@@ -117,8 +117,9 @@ def test_training_learns_and_reports_the_accountant_epsilon():
     )
     assert hist.test_accuracy[-1] > 0.8
     n = len(ds.x_train)
-    steps = 4 * round(n / 64)
+    steps = lk.dp.schedule(n, 64, 4).steps
     assert hist.epsilon[-1] == pytest.approx(lk.dp.dpsgd_epsilon(1.0, 64, n, 4, 1e-5, steps=steps))
+    assert hist.epsilon[-1] == pytest.approx(lk.dp.dpsgd_epsilon(1.0, 64, n, 4, 1e-5))
     assert hist.epsilon == sorted(hist.epsilon)
 
 

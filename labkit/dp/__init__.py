@@ -8,7 +8,10 @@ from labkit.dp.fedavg import *  # noqa: F403
 from labkit.dp.fedavg import __all__ as _fedavg_all
 from labkit.dp.mechanisms import *  # noqa: F403
 from labkit.dp.mechanisms import __all__ as _mechanisms_all
+from labkit.dp.schedule import *  # noqa: F403
+from labkit.dp.schedule import __all__ as _schedule_all
 from labkit.dp.training import *  # noqa: F403
 from labkit.dp.training import __all__ as _training_all
 
-__all__ = [*_mechanisms_all, *_accounting_all, *_dpsgd_all, *_training_all, *_fedavg_all]
+__all__ = [*_mechanisms_all, *_accounting_all, *_dpsgd_all, *_training_all, *_fedavg_all,
+           *_schedule_all]  # fmt: skip

@@ -24,6 +24,7 @@ from labkit._checks import (
     check_noise_multiplier,
     check_positive,
 )
+from labkit.dp.schedule import sampling_probability, schedule
 
 __all__ = [
     "UnreachableEpsilonError",
@@ -31,8 +32,6 @@ __all__ = [
     "make_accountant",
     "dpsgd_epsilon",
     "dpsgd_noise_multiplier",
-    "sampling_probability",
-    "num_steps",
 ]
 
 ACCOUNTANTS = ("rdp", "pld")
@@ -40,24 +39,13 @@ SAMPLINGS = ("poisson", "shuffle")
 PLD_INTERVAL = 1e-3  # the finest PLD discretisation (epsilon <= 10)
 PLD_RELATIVE = 1e-4  # above: interval = epsilon * PLD_RELATIVE, so the PLD size stays bounded
 PLD_MAX_EPSILON = 1e4  # beyond it the PLD is not built: the RDP bound is returned
+# dp-accounting's RDP fails (a negative divergence from rounding) near sigma = 1e6. Epsilon
+# falls as sigma grows, so the epsilon of this sigma bounds every larger one (it is 0.0 here).
+MAX_ACCOUNTED_NOISE = 1e4
 
 
 class UnreachableEpsilonError(ParameterError):
     """The target (epsilon, delta) cannot be met within the allowed range of noise."""
-
-
-def sampling_probability(batch_size: int, num_examples: int) -> float:
-    """Return the Poisson sampling rate q = batch_size / num_examples, checking both."""
-    num_examples = check_int("num_examples", num_examples, 1)
-    batch_size = check_int("batch_size", batch_size, 1, num_examples)
-    return batch_size / num_examples
-
-
-def num_steps(epochs: float, batch_size: int, num_examples: int) -> int:
-    """Return the number of DP-SGD steps in ``epochs`` passes: ceil(epochs * N / batch_size)."""
-    sampling_probability(batch_size, num_examples)
-    epochs = check_positive("epochs", epochs)
-    return max(1, math.ceil(epochs * int(num_examples) / int(batch_size)))
 
 
 def dpsgd_event(
@@ -67,7 +55,8 @@ def dpsgd_event(
     q = sampling_probability(batch_size, num_examples)
     noise_multiplier = check_noise_multiplier(noise_multiplier)
     steps = check_int("steps", steps, 1)
-    step = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(noise_multiplier))
+    sigma = min(noise_multiplier, MAX_ACCOUNTED_NOISE)  # a valid upper bound, see above
+    step = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
     return dp_accounting.SelfComposedDpEvent(step, steps)
 
 
@@ -120,7 +109,7 @@ def dpsgd_epsilon(
     delta = check_delta(delta)
     noise_multiplier = check_noise_multiplier(noise_multiplier)
     if steps is None:
-        steps = num_steps(epochs, batch_size, num_examples)
+        steps = schedule(num_examples, batch_size, epochs).steps
     event = dpsgd_event(noise_multiplier, batch_size, num_examples, steps)
     if noise_multiplier == 0:
         return math.inf
@@ -146,7 +135,7 @@ def dpsgd_noise_multiplier(
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
     check_choice("accountant", accountant, ACCOUNTANTS)
-    steps = num_steps(epochs, batch_size, num_examples)
+    steps = schedule(num_examples, batch_size, epochs).steps
     max_noise_multiplier = check_float("max_noise_multiplier", max_noise_multiplier, 0.01)
     tol = check_positive("tol", tol)
 

@@ -2,24 +2,23 @@
 
 Why hand-written: TF Privacy 0.9.0 clips exactly but runs 50-150x slower than a non-private step
 on CPU (it materialises every per-example gradient, or re-runs the model per example). Here one
-forward pass records every trainable layer's input ``a`` and pre-activation ``z``; one backward
-pass gives ``g = dloss_i/dz`` for all examples at once. From those:
+forward pass, run by the per-layer rules of ``labkit.dp.layers``, records for every weight the
+inputs ``A`` it multiplied and the tensor ``z`` it produced; one backward pass gives
+``G = dloss/dz`` for all examples at once. Each per-example weight gradient is ``A_i^T G_i``:
 
-* Dense ``z = a W + b``: the per-example gradient is the outer product ``a_i g_i^T``, so its norm
-  is ``||a_i|| * ||g_i||`` without ever forming it ("ghost norm", Goodfellow 2015).
-* Conv2D: with the input patches ``P_i`` (positions x kh*kw*cin) the gradient is ``P_i^T G_i``;
-  we form it for the whole batch with one batched matmul when it fits in ``EXPLICIT_BYTES``
-  (fewest FLOPs), else use the ghost identity ``||P^T G||^2 = <P P^T, G G^T>`` (Li et al. 2022).
-* The clipped sum ``sum_i min(1, C/||grad_i||) grad_i`` is then the ordinary weight gradient
-  with ``g_i`` scaled by the per-example factor: one matmul / conv-filter-gradient per layer
-  ("book-keeping", Bu et al. 2023). It is exact, not an approximation; a test checks it against an
-  explicit per-example loop.
+* its norm comes from the ghost identity ``||A_i^T G_i||^2 = <A_i A_i^T, G_i G_i^T>`` (Goodfellow
+  2015 for Dense, Li et al. 2022 for sequences and convolutions), or from the explicit matrix
+  when that is cheaper;
+* the clipped sum ``sum_i min(1, C/||grad_i||) grad_i`` is the ordinary weight gradient with
+  ``G_i`` scaled by example i's factor ("book-keeping", Bu et al. 2023). Exact, not an
+  approximation: tests check every rule against ``reference_clipped_sum``.
 
-Layers without weights (Flatten, Reshape, pooling, Activation, Dropout) are called as they are.
-The ghost path needs a chain of layers, each called once: any other layer with weights, a layer
-applied twice (a shared Dense) or a branching graph raises, and construction checks that the
-recorded forward pass reproduces ``model(x)``. ``method='vectorized'`` (per-example gradients
-with ``tf.vectorized_map`` under XLA) covers arbitrary models at a higher cost.
+One trainer, named steps (as Opacus names them), each callable alone:
+``clip_and_accumulate`` -> ``add_noise`` -> ``scale_grad`` -> ``apply``; ``step`` runs all four
+in one compiled call. ``method='ghost'`` needs a Sequential or functional chain of registered
+layers, each called once (anything else is refused before training, naming the layer and the
+option); ``'ghost-recurrent'`` is the same rule set (kept as a name for character LMs);
+``'vectorized'`` (per-example gradients with ``tf.vectorized_map``) covers any model, slower.
 """
 
 from __future__ import annotations
@@ -32,34 +31,20 @@ import tensorflow as tf
 
 import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
 from labkit._checks import (
-    FLOAT32_MAX,
     ParameterError,
     check_choice,
+    check_finite_array,
     check_float,
     check_l2_norm_clip,
-    check_noise_multiplier,
     check_positive,
 )
 from labkit.dp._random import seed_words
+from labkit.dp.layers import rule_for
+from labkit.dp.query import GaussianSumQuery
 
-__all__ = [
-    "DPSGD",
-    "dp_cnn",
-    "reference_clipped_sum",
-]
+__all__ = ["DPSGD", "dp_cnn", "reference_clipped_sum"]
 
-METHODS = ("ghost", "vectorized")
-_STATELESS = (
-    tf.keras.layers.InputLayer,
-    tf.keras.layers.Flatten,
-    tf.keras.layers.Reshape,
-    tf.keras.layers.MaxPooling2D,
-    tf.keras.layers.AveragePooling2D,
-    tf.keras.layers.GlobalAveragePooling2D,
-    tf.keras.layers.GlobalMaxPooling2D,
-    tf.keras.layers.Activation,
-    tf.keras.layers.Dropout,
-)
+METHODS = ("ghost", "ghost-recurrent", "vectorized")
 
 
 def dp_cnn(input_shape: tuple[int, ...] = (28, 28), num_classes: int = 10) -> tf.keras.Model:
@@ -92,8 +77,19 @@ def _calls_in(model: tf.keras.Model, layer: tf.keras.layers.Layer) -> int:
     return sum(f"{layer.name}_ib-{i}" in nodes for i in range(len(layer._inbound_nodes)))
 
 
-def _check_supported(model: tf.keras.Model) -> None:
+def _chain_rules(model: tf.keras.Model) -> list:
+    """Return [(layer, rule)] for a ghost-clippable model; refuse anything else by name."""
+    if not (isinstance(model, tf.keras.Sequential) or getattr(model, "_is_graph_network", False)):
+        raise ParameterError(
+            "model",
+            f"{model.name!r} ({type(model).__name__}, a subclassed model)",
+            "a Sequential or functional Keras model for method='ghost'",
+            "a subclassed model's call() cannot be checked layer by layer; use method='vectorized'",
+        )
+    chain = []
     for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
         if _calls_in(model, layer) > 1:
             raise ParameterError(
                 "model",
@@ -101,36 +97,43 @@ def _check_supported(model: tf.keras.Model) -> None:
                 "a chain of layers each applied once for method='ghost'",
                 "a shared layer's per-example gradient sums over its uses; use method='vectorized'",
             )
-        if isinstance(layer, tf.keras.layers.Dense | tf.keras.layers.Conv2D):
-            if isinstance(layer, tf.keras.layers.Conv2D) and (
-                type(layer) is not tf.keras.layers.Conv2D
-                or layer.groups != 1
-                or tuple(layer.dilation_rate) != (1, 1)
-                or layer.data_format != "channels_last"
-            ):
-                raise ParameterError(
-                    "model",
-                    f"layer {layer.name!r}",
-                    "plain channels-last Conv2D (groups=1, dilation 1) for method='ghost'",
-                    "use method='vectorized'",
-                )
-        elif layer.trainable_weights or not isinstance(layer, _STATELESS):
-            raise ParameterError(
-                "model",
-                f"layer {layer.name!r} ({type(layer).__name__})",
-                "Dense, Conv2D and weightless layers for method='ghost'",
-                "use method='vectorized'",
-            )
+        rule = rule_for(layer)
+        if isinstance(layer, tf.keras.layers.Embedding) and chain:
+            raise ParameterError("model", f"layer {layer.name!r} (Embedding) after other layers",
+                                 "an Embedding only as the first layer (its input the codes)",
+                                 "use method='vectorized'")  # fmt: skip
+        chain.append((layer, rule))
+    return chain
+
+
+def _sq_norms_and_explicit(tap, a, g, explicit_bytes: int):
+    """Return (per-example squared norms of A_i^T G_i, the explicit matrices or None)."""
+    positions, k, c = a.shape[1], a.shape[2], g.shape[2]
+    if positions == 1:  # one position (Dense on vectors): ||a_i g_i^T|| = ||a_i|| ||g_i||
+        return tf.reduce_sum(tf.square(a), [1, 2]) * tf.reduce_sum(tf.square(g), [1, 2]), None
+    explicit_fits = tap.explicit_ok and 4 * k * c * (a.shape[0] or 1024) <= explicit_bytes
+    if positions * positions <= k * c and not explicit_fits:
+        gram = tf.einsum("bpk,bqk->bpq", a, a) * tf.einsum("bpc,bqc->bpq", g, g)
+        return tf.reduce_sum(gram, axis=[1, 2]), None
+    per_example = tf.einsum("bpk,bpc->bkc", a, g)
+    return tf.reduce_sum(tf.square(per_example), axis=[1, 2]), per_example
 
 
 class DPSGD:
     """Exact per-example clipping, Gaussian noise and an SGD (momentum) update for a Keras model.
 
-    ``seed=None`` (the default) draws the noise from a generator seeded by the OS's
-    cryptographic source (``secrets``): two runs never add the same noise. An int seed makes the
-    noise reproducible - an explicit choice for teaching and tests, like Opacus's
-    ``secure_mode=False`` - and predictable by anyone who knows the seed.
+    ``seed=None`` (the default) draws the noise from a Philox generator whose key comes from the
+    OS's cryptographic source (``secrets``): two runs never add the same noise, but the stream
+    itself is not a CSPRNG. An int seed makes the noise reproducible - an explicit choice for
+    teaching and tests, like Opacus's ``secure_mode=False`` - and predictable by anyone who knows
+    the seed. ``loss(y, logits)`` must return one loss per example (or per example and
+    position, summed per example); a reduced (scalar) loss is refused.
     """
+
+    # Explicit per-example kernel gradients (k*c floats per example, one batched matmul) cost
+    # fewer FLOPs than the ghost norm plus a second filter gradient, and measured 1.2x instead
+    # of 2x a non-private step on the CNN; the ghost identity is kept for larger gradients.
+    EXPLICIT_BYTES = 64 << 20
 
     def __init__(
         self,
@@ -144,22 +147,16 @@ class DPSGD:
         jit_compile: bool = False,
         seed: int | None = None,
     ):
-        """Wrap ``model``; ``loss(y, logits)`` must return one loss per example (no reduction)."""
         self.model = model
-        self.l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
-        self.noise_multiplier = check_noise_multiplier(noise_multiplier)
-        if self.noise_multiplier * self.l2_norm_clip > FLOAT32_MAX:
-            raise ParameterError(
-                "noise_multiplier",
-                noise_multiplier,
-                f"at most {FLOAT32_MAX / self.l2_norm_clip:.3g} with l2_norm_clip="
-                f"{self.l2_norm_clip:g}",
-                "the noise std would overflow float32",
-            )
+        self.query = GaussianSumQuery(check_l2_norm_clip(l2_norm_clip), noise_multiplier)
+        self.l2_norm_clip = self.query.l2_norm_clip
+        self.noise_multiplier = self.query.noise_multiplier
         self.learning_rate = check_positive("learning_rate", learning_rate)
         momentum = check_float("momentum", momentum, 0.0, 1.0, high_open=True)
         self.method = check_choice("method", method, METHODS)
         self.loss = loss or _default_loss
+        self._chain = _chain_rules(model) if method != "vectorized" else None
+        self._check_weights_finite_at_start()
         self.optimizer = tf.keras.optimizers.SGD(learning_rate, momentum=momentum)
         self.optimizer.build(model.trainable_variables)
         # Noise drawn inside the compiled step (Philox), so it runs beside the backward pass
@@ -167,23 +164,42 @@ class DPSGD:
         # measures 1.6x under load. Key and counter come from secrets unless a seed is given.
         key, *counter = seed_words(seed, 3)
         self._noise = tf.random.Generator.from_key_counter(key, counter, "philox")
-        self._num_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-        impl = self._ghost_clipped_sum if method == "ghost" else self._vectorized_clipped_sum
+        impl = self._vectorized_clipped_sum if method == "vectorized" else self._ghost_clipped_sum
         self._clipped_sum = tf.function(impl, jit_compile=jit_compile, reduce_retracing=True)
-        self._apply = tf.function(self._apply_impl, reduce_retracing=True)
+        self._noise_fn = tf.function(self._add_noise_impl, reduce_retracing=True)
+        self._apply_fn = tf.function(self._apply_impl, reduce_retracing=True)
         self._step = tf.function(self._step_impl, reduce_retracing=True)  # one dispatch a step
+        self._loss_checked = False
         self.steps = 0
-        if method == "ghost":
-            _check_supported(model)
+        if self._chain is not None:
             self._check_forward_matches()
 
-    def _check_forward_matches(self) -> None:
-        """Raise unless the recorded forward pass computes ``model(x)`` (a chain of layers)."""
+    # --- checks made before anything is trained -------------------------------------------
+    def _check_weights_finite_at_start(self) -> None:
+        for v in self.model.trainable_variables:
+            if not np.all(np.isfinite(v.numpy())):
+                raise ParameterError("model", f"{self.model.name!r}", "finite weights",
+                                     f"{v.name!r} holds NaN or inf before training")  # fmt: skip
+
+    def _embedding(self):
+        first = self._chain[0][0] if self._chain else None
+        return first if isinstance(first, tf.keras.layers.Embedding) else None
+
+    def _dummy_input(self):
         shape = self.model.input_shape
         if not isinstance(shape, tuple) or any(d is None for d in shape[1:]):
-            return  # unbuilt or several inputs: nothing to compare against
-        x = tf.random.stateless_normal((2, *shape[1:]), seed=[0, 0])
-        ours, _ = self._forward(x, training=False)
+            return None  # unbuilt or several inputs: nothing to compare against
+        emb = self._embedding()
+        if emb is not None:
+            return tf.random.stateless_uniform((2, *shape[1:]), [0, 0], 0, emb.input_dim, tf.int32)
+        return tf.random.stateless_normal((2, *shape[1:]), seed=[0, 0])
+
+    def _check_forward_matches(self) -> None:
+        """Raise unless the rules' forward pass computes ``model(x)`` (a chain of layers)."""
+        x = self._dummy_input()
+        if x is None:
+            return
+        ours, _ = self._forward(tf.cast(x, tf.float32), training=False)
         theirs = self.model(x, training=False)
         if ours.shape != theirs.shape or not np.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
             raise ParameterError(
@@ -192,6 +208,33 @@ class DPSGD:
                 "a chain of layers for method='ghost' (each layer's input the previous output)",
                 "its graph branches or skips layers; use method='vectorized'",
             )
+
+    def _check_batch(self, x, y, mask=None) -> None:
+        """Refuse inputs the rules would compute wrongly: codes, reduced losses, mask > 1."""
+        emb = self._embedding()
+        if emb is not None:
+            codes = np.asarray(x)
+            if codes.size and (np.any(codes != np.round(codes)) or codes.min() < 0
+                               or codes.max() >= emb.input_dim):  # fmt: skip
+                raise ParameterError("x", codes, f"whole-number codes in [0, {emb.input_dim})",
+                                     f"the input of Embedding {emb.name!r}")  # fmt: skip
+        if mask is not None:
+            m = check_finite_array("mask", mask)
+            if m.size and (m.min() < 0 or m.max() > 1):
+                raise ParameterError("mask", m, "weights in [0, 1]",
+                                     "a weight above 1 breaks the sensitivity C")  # fmt: skip
+        if not self._loss_checked and len(x):
+            k = min(2, len(x))
+            out = self.loss(tf.convert_to_tensor(y[:k]), self.model(x[:k], training=False))
+            if out.shape.rank == 0 or out.shape[0] != k:
+                raise ParameterError(
+                    "loss",
+                    getattr(self.loss, "__name__", repr(self.loss)),
+                    "one loss per example (reduction NONE), shape (batch,) or (batch, ...)",
+                    f"it returned shape {tuple(out.shape)} for {k} examples: a mean would clip "
+                    "norms 1/batch of the true ones",
+                )
+            self._loss_checked = True
 
     def check_weights_finite(self, when: str = "") -> None:
         """Raise ``ParameterError`` (on learning_rate) if any weight became NaN or infinite."""
@@ -205,111 +248,55 @@ class DPSGD:
                     f"or l2_norm_clip={self.l2_norm_clip:g}, or use less momentum",
                 )
 
-    # --- the ghost / book-keeping path -------------------------------------------------------
-    def _forward(self, x: tf.Tensor, training: bool = True):
-        records = []  # (layer, layer input a, pre-activation z)
-        h = x
-        for layer in self.model.layers:
-            if isinstance(layer, tf.keras.layers.InputLayer):
-                continue
-            if isinstance(layer, tf.keras.layers.Dense):
-                if h.shape.rank != 2:
-                    raise ParameterError(
-                        "model",
-                        f"layer {layer.name!r} with a rank-{h.shape.rank} input",
-                        "a 2-D input to every Dense for method='ghost'",
-                        "use method='vectorized'",
-                    )
-                z = tf.matmul(h, layer.kernel)
-            elif isinstance(layer, tf.keras.layers.Conv2D):
-                z = tf.nn.conv2d(h, layer.kernel, layer.strides, layer.padding.upper())
-            else:
-                h = layer(h, training=training)
-                continue
-            if layer.use_bias:
-                z = z + layer.bias
-            records.append((layer, h, z))
-            h = layer.activation(z)
-        return h, records
-
-    # Explicit per-example kernel gradients (k*c floats per example, one batched matmul) cost
-    # fewer FLOPs than the ghost norm plus a second filter gradient, and measured 1.2x instead
-    # of 2x a non-private step on the CNN (a depthwise filter-gradient per example was the
-    # bottleneck); the ghost identity is kept for layers whose gradients exceed this budget.
-    EXPLICIT_BYTES = 64 << 20
+    # --- clip and accumulate: the registered rules ----------------------------------------
+    def _forward(self, x: tf.Tensor, training: bool = True, watch=lambda t: None):
+        h, taps = x, []
+        for layer, rule in self._chain:
+            h, layer_taps = rule.forward(layer, h, training, watch)
+            taps += layer_taps
+        return h, taps
 
     def _ghost_clipped_sum(self, x, y, mask):
         with tf.GradientTape() as tape:
-            logits, records = self._forward(x)
-            zs = [z for _, _, z in records]
+            logits, taps = self._forward(x, watch=tape.watch)
+            zs = list({id(t.z): t.z for t in taps}.values())
             total = tf.reduce_sum(self.loss(y, logits))
-        gs = tape.gradient(total, zs)
-        sq_norms = tf.zeros(tf.shape(x)[:1], dtype=tf.float32)
-        parts = []  # per layer: what the clipped sum needs
-        for (layer, a, _), g in zip(records, gs, strict=True):
-            if isinstance(layer, tf.keras.layers.Dense):
-                g_sq = tf.reduce_sum(tf.square(g), axis=1)
-                sq_norms += tf.reduce_sum(tf.square(a), axis=1) * g_sq
-                if layer.use_bias:
-                    sq_norms += g_sq
-                parts.append(None)
-            else:
-                kh, kw = layer.kernel_size
-                patches = tf.image.extract_patches(
-                    a,
-                    sizes=[1, kh, kw, 1],
-                    strides=[1, *layer.strides, 1],
-                    rates=[1, 1, 1, 1],
-                    padding=layer.padding.upper(),
-                )
-                n = tf.shape(a)[0]
-                k, c = patches.shape[-1], g.shape[-1]
-                positions = patches.shape[1] * patches.shape[2]
-                p = tf.reshape(patches, [n, positions, k])
-                gg = tf.reshape(g, [n, positions, c])
-                explicit_bytes = 4 * k * c * (x.shape[0] or 1024)
-                if explicit_bytes > self.EXPLICIT_BYTES and positions * positions <= k * c:
-                    sq_norms += tf.reduce_sum(
-                        tf.einsum("bpk,bqk->bpq", p, p) * tf.einsum("bpc,bqc->bpq", gg, gg),
-                        axis=[1, 2],
-                    )
-                    parts.append(None)
-                else:  # explicit per-example kernel gradient: k*c floats per example
-                    per_example = tf.einsum("bpk,bpc->bkc", p, gg)
-                    sq_norms += tf.reduce_sum(tf.square(per_example), axis=[1, 2])
-                    parts.append(per_example)
-                if layer.use_bias:
-                    sq_norms += tf.reduce_sum(tf.square(tf.reduce_sum(gg, axis=1)), axis=1)
+        gs = dict(zip([id(z) for z in zs], tape.gradient(total, zs), strict=True))
+        n = tf.shape(x)[0]
+        sq_norms = tf.zeros([n], tf.float32)
+        parts = []  # per tap: (A, G, explicit per-example matrices or None) or a bias gradient
+        for tap in taps:
+            g = gs[id(tap.z)]
+            g = tf.reshape(g, [n, -1, g.shape[-1]])
+            if tap.a is None:  # bias: per-example gradient = G summed over positions
+                b = tf.reduce_sum(g, axis=1)
+                sq_norms += tf.reduce_sum(tf.square(b), axis=1)
+                parts.append(b)
+                continue
+            a = tf.reshape(tap.a, [n, -1, tap.a.shape[-1]])
+            sq, explicit = _sq_norms_and_explicit(tap, a, g, self.EXPLICIT_BYTES)
+            sq_norms += sq
+            parts.append((a, g, explicit))
         norms = tf.sqrt(sq_norms)
-        clip = tf.constant(self.l2_norm_clip, tf.float32)
-        weights = mask * clip / tf.maximum(norms, clip)
-        grads = {}
-        for (layer, a, _), g, per_example in zip(records, gs, parts, strict=True):
-            if isinstance(layer, tf.keras.layers.Dense):
-                wg = g * weights[:, None]
-                grads[id(layer.kernel)] = tf.matmul(a, wg, transpose_a=True)
-                bias_grad = tf.reduce_sum(wg, axis=0)
+        weights = mask * self.query.clip_factors(norms)
+        grads: dict[int, dict] = {}
+        for tap, part in zip(taps, parts, strict=True):
+            if not isinstance(part, tuple):
+                grad = tf.tensordot(weights, part, axes=1)
+            elif part[2] is not None:
+                grad = tf.einsum("b,bkc->kc", weights, part[2])
+            elif part[0].shape[1] == 1:  # the plain GEMM
+                grad = tf.matmul(part[0][:, 0], part[1][:, 0] * weights[:, None], transpose_a=True)
             else:
-                wg = g * weights[:, None, None, None]
-                if per_example is not None:
-                    kernel_grad = tf.reshape(
-                        tf.einsum("b,bkc->kc", weights, per_example), layer.kernel.shape
-                    )
-                else:  # the ordinary filter gradient of the re-weighted output gradient
-                    kernel_grad = tf.compat.v1.nn.conv2d_backprop_filter(
-                        a,
-                        layer.kernel.shape,
-                        wg,
-                        [1, *layer.strides, 1],
-                        layer.padding.upper(),
-                    )
-                grads[id(layer.kernel)] = kernel_grad
-                bias_grad = tf.reduce_sum(wg, axis=[0, 1, 2])
-            if layer.use_bias:
-                grads[id(layer.bias)] = bias_grad
-        return [grads[id(v)] for v in self.model.trainable_variables], norms
+                grad = tf.einsum("bpk,bpc->kc", part[0], part[1] * weights[:, None, None])
+            grads.setdefault(id(tap.variable), {})[tap.slot] = grad
+        out = []
+        for v in self.model.trainable_variables:
+            slots = grads[id(v)]
+            grad = slots[None] if None in slots else tf.stack([slots[s] for s in sorted(slots)])
+            out.append(tf.reshape(grad, v.shape))
+        return out, norms
 
-    # --- the generic path ----------------------------------------------------------------------
     def _vectorized_clipped_sum(self, x, y, mask):
         variables = self.model.trainable_variables
 
@@ -325,80 +312,101 @@ class DPSGD:
             [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), 1) for g in per_example]
         )
         norms = tf.sqrt(sq_norms)
-        clip = tf.constant(self.l2_norm_clip, tf.float32)
-        weights = mask * clip / tf.maximum(norms, clip)
-        grads = [tf.tensordot(weights, g, axes=1) for g in per_example]
-        return grads, norms
+        weights = mask * self.query.clip_factors(norms)
+        return [tf.tensordot(weights, g, axes=1) for g in per_example], norms
 
-    # --- public API -------------------------------------------------------------------------
-    def clipped_gradient_sum(
+    # --- the named steps ------------------------------------------------------------------
+    def clip_and_accumulate(
         self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None
-    ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Return (sum of clipped per-example gradients, per-example norms), without noise."""
+    ) -> tuple[list[tf.Tensor], np.ndarray]:
+        """Return (sum of clipped per-example gradients, weighted by ``mask`` in [0, 1], norms)."""
+        self._check_batch(x, y, mask)
         x = tf.convert_to_tensor(x, tf.float32)
-        y = tf.convert_to_tensor(y)
         mask = tf.ones(tf.shape(x)[:1]) if mask is None else tf.convert_to_tensor(mask, tf.float32)
-        grads, norms = self._clipped_sum(x, y, mask)
-        return [g.numpy() for g in grads], norms.numpy()
+        grads, norms = self._clipped_sum(x, tf.convert_to_tensor(y), mask)
+        return grads, norms.numpy()
 
-    def _apply_impl(self, grads, denominator):
-        std = self.noise_multiplier * self.l2_norm_clip
-        if std > 0:
-            noise = self._noise.normal([self._num_params])
-            parts = tf.split(noise, [int(np.prod(g.shape)) for g in grads])
-            grads = [g + std * tf.reshape(z, g.shape) for g, z in zip(grads, parts, strict=True)]
-        noisy = [g / denominator for g in grads]
-        self.optimizer.apply_gradients(zip(noisy, self.model.trainable_variables, strict=True))
+    def clipped_gradient_sum(self, x, y, mask=None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Return ``clip_and_accumulate`` as NumPy arrays (no noise)."""
+        grads, norms = self.clip_and_accumulate(x, y, mask)
+        return [g.numpy() for g in grads], norms
+
+    def add_noise(self, grads: list) -> list[tf.Tensor]:
+        """Return ``grads`` + N(0, (noise_multiplier * l2_norm_clip)^2) per coordinate."""
+        return self._noise_fn([tf.convert_to_tensor(g, tf.float32) for g in grads])
+
+    def scale_grad(self, grads: list, denominator: float) -> list[tf.Tensor]:
+        """Return ``grads / denominator`` (the expected batch size: a fixed denominator)."""
+        denominator = check_positive("denominator", denominator)
+        return [tf.convert_to_tensor(g, tf.float32) / denominator for g in grads]
+
+    def apply(self, grads: list) -> None:
+        """Take the optimizer step with ``grads`` (already noised and scaled)."""
+        self._apply_fn([tf.convert_to_tensor(g, tf.float32) for g in grads])
+
+    def _add_noise_impl(self, grads):
+        return self.query.add_noise_tf(grads, self._noise)
+
+    def _apply_impl(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
 
     def _step_impl(self, x, y, mask, denominator):
         grads, _ = self._clipped_sum(x, y, mask)
-        self._apply_impl(grads, denominator)
+        noisy = self._add_noise_impl(grads)
+        self._apply_impl([g / denominator for g in noisy])
 
     def step(self, x: np.ndarray, y: np.ndarray, denominator: float, capacity: int) -> None:
-        """Take one DP-SGD step on batch ``(x, y)``: clip, sum, add noise, divide, update.
+        """Take one DP-SGD step on batch ``(x, y)``: clip, accumulate, add noise, scale, apply.
 
         The batch is padded to ``capacity`` (masked examples weigh 0) so the compiled step sees
         one shape; batches above it are processed in chunks and summed, which is exact.
         """
+        self._check_batch(x, y)
         # The common case: one compiled call does everything. (Not for 'vectorized': nested in a
         # plain tf.function its XLA cluster is lost and pfor cannot vectorise MaxPoolGrad.)
-        if len(x) <= capacity and self.method == "ghost":
-            pad = capacity - len(x)
-            mask = np.r_[np.ones(len(x), np.float32), np.zeros(pad, np.float32)]
-            if pad:
-                x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-                y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
-            self._step(x, y, mask, tf.constant(denominator, tf.float32))
+        if len(x) <= capacity and self.method != "vectorized":
+            xb, yb, mask = _pad(x, y, capacity)
+            self._step(xb, yb, mask, tf.constant(denominator, tf.float32))
             self.steps += 1
             return
         total = None
         for start in range(0, max(len(x), 1), capacity):
-            xb, yb = x[start : start + capacity], y[start : start + capacity]
-            pad = capacity - len(xb)
-            mask = np.r_[np.ones(len(xb), np.float32), np.zeros(pad, np.float32)]
-            if pad:
-                xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
-                yb = np.concatenate([yb, np.zeros((pad,) + yb.shape[1:], yb.dtype)])
+            xb, yb, mask = _pad(x[start : start + capacity], y[start : start + capacity], capacity)
             grads, _ = self._clipped_sum(
-                tf.convert_to_tensor(xb), tf.convert_to_tensor(yb), tf.convert_to_tensor(mask)
-            )
+                tf.convert_to_tensor(xb, tf.float32), tf.convert_to_tensor(yb),
+                tf.convert_to_tensor(mask),
+            )  # fmt: skip
             total = grads if total is None else [t + g for t, g in zip(total, grads, strict=True)]
-        self._apply(total, tf.constant(denominator, tf.float32))
+        self.apply(self.scale_grad(self.add_noise(total), denominator))
         self.steps += 1
 
 
+def _pad(x, y, capacity):
+    pad = capacity - len(x)
+    mask = np.r_[np.ones(len(x), np.float32), np.zeros(pad, np.float32)]
+    if pad:
+        x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+        y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
+    return x, y, mask
+
+
 def reference_clipped_sum(
-    model: tf.keras.Model, x: np.ndarray, y: np.ndarray, l2_norm_clip: float
+    model: tf.keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    l2_norm_clip: float,
+    loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
 ) -> list[np.ndarray]:
     """Return the clipped gradient sum the slow, obvious way: one backward pass per example."""
     l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
+    loss = loss or _default_loss
     total = None
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(_default_loss(y[i : i + 1], model(x[i : i + 1], training=True)))
+            value = tf.reduce_sum(loss(y[i : i + 1], model(x[i : i + 1], training=True)))
         grads = [  # convert_to_tensor: an Embedding's gradient comes as IndexedSlices
             tf.convert_to_tensor(g).numpy().astype(np.float64)
-            for g in tape.gradient(loss, model.trainable_variables)
+            for g in tape.gradient(value, model.trainable_variables)
         ]
         norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
         grads = [g * min(1.0, l2_norm_clip / norm) for g in grads]

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from labkit._checks import (
+    ParameterError,
     check_choice,
     check_delta,
     check_finite_array,
@@ -20,13 +21,12 @@ from labkit._checks import (
 from labkit.config import progress
 from labkit.dp._random import noise_rng
 from labkit.dp.accounting import dpsgd_epsilon
-from labkit.dp.dpsgd import DPSGD
-from labkit.dp.dpsgd import METHODS as DPSGD_METHODS
+from labkit.dp.dpsgd import DPSGD, METHODS
+from labkit.dp.schedule import schedule
 
 __all__ = ["DPSGDHistory", "make_dpsgd", "poisson_batches", "shuffled_batches", "train_dpsgd"]
 
 SAMPLINGS = ("poisson", "shuffle")
-METHODS = (*DPSGD_METHODS, "ghost-recurrent")  # DPSGD's own rules, plus RecurrentDPSGD's
 
 
 def make_dpsgd(
@@ -38,39 +38,38 @@ def make_dpsgd(
     method: str = "ghost",
     seed: int | None = None,
 ) -> DPSGD:
-    """Return the ``DPSGD`` whose per-example clipping rule fits ``method``.
+    """Return the ``DPSGD`` for ``model`` (one trainer; ``method`` picks the clipping path).
 
-    ``'ghost'``: Dense/Conv2D chains; ``'vectorized'``: any model, slower;
-    ``'ghost-recurrent'``: Embedding -> GRU/LSTM -> Dense language models (``RecurrentDPSGD``).
+    ``'ghost'``: the registered layer rules (Dense, Conv2D, Embedding, GRU, LSTM, weightless
+    layers); ``'ghost-recurrent'``: the same rules, the name character LMs use;
+    ``'vectorized'``: any model, slower.
     """
     method = check_choice("method", method, METHODS)
-    if method == "ghost-recurrent":
-        from labkit.dp.recurrent import RecurrentDPSGD  # loads the char-LM helpers only when asked
-
-        return RecurrentDPSGD(
-            model, l2_norm_clip, noise_multiplier, learning_rate, momentum, seed=seed
-        )
     return DPSGD(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, method, seed=seed)
 
 
 def poisson_batches(
-    num_examples: int, batch_size: int, rng: np.random.Generator
+    num_examples: int, batch_size: int, rng: np.random.Generator, steps: int | None = None
 ) -> list[np.ndarray]:
-    """Return one epoch of Poisson batches: round(N/L) steps, each example kept w.p. L/N."""
-    q = batch_size / num_examples
-    return [
-        np.flatnonzero(rng.random(num_examples) < q)
-        for _ in range(max(1, round(num_examples / batch_size)))
-    ]
+    """Return ``steps`` Poisson batches (default: one epoch of ``schedule``), each example kept
+    independently with probability batch_size / num_examples."""
+    plan = schedule(num_examples, batch_size, 1)
+    steps = plan.steps if steps is None else check_int("steps", steps, 1)
+    q = plan.sampling_probability
+    return [np.flatnonzero(rng.random(num_examples) < q) for _ in range(steps)]
 
 
 def shuffled_batches(
-    num_examples: int, batch_size: int, rng: np.random.Generator
+    num_examples: int, batch_size: int, rng: np.random.Generator, steps: int | None = None
 ) -> list[np.ndarray]:
-    """Return one epoch of fixed-size batches of a random permutation (partial last one dropped)."""
-    perm = rng.permutation(num_examples)
-    n = num_examples // batch_size
-    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n)]
+    """Return ``steps`` fixed-size batches (default: one epoch of ``schedule``) cut from a
+    stream of random permutations, so every batch has exactly ``batch_size`` examples."""
+    plan = schedule(num_examples, batch_size, 1)
+    steps = plan.steps if steps is None else check_int("steps", steps, 1)
+    need = steps * batch_size
+    perms = [rng.permutation(num_examples) for _ in range(-(-need // num_examples))]
+    stream = np.concatenate(perms)[:need]
+    return list(stream.reshape(steps, batch_size))
 
 
 @dataclass
@@ -116,7 +115,8 @@ def train_dpsgd(
         l2_norm_clip: C, the per-example gradient norm bound (> 0, at most float32's max).
         noise_multiplier: z, finite >= 0; noise std z * C on each summed gradient (0: no DP).
         batch_size: the expected batch size L; the sampling rate is L / len(x).
-        epochs: passes over the data (each round(len(x) / L) steps).
+        epochs: passes over the data: ``schedule(len(x), batch_size, epochs)`` steps in all
+            (ceil(epochs * N / L)), the count ``dpsgd_noise_multiplier`` calibrates for.
         learning_rate, momentum: SGD with momentum in [0, 1).
         delta: the delta of the reported (epsilon, delta), in (0, 1).
         sampling: ``'poisson'`` (each example kept with probability L / N, as the accountant
@@ -153,6 +153,9 @@ def train_dpsgd(
     sampling = check_choice("sampling", sampling, SAMPLINGS)
     delta = check_delta(delta)
     dp = make_dpsgd(model, l2_norm_clip, noise_multiplier, learning_rate, momentum, method, seed)
+    _check_label_range(model, y)
+    dp._check_batch(x, y)  # codes in range, a per-example loss: refused before any step
+    plan = schedule(n, batch_size, epochs)
     # Sampling from its own stream: with a seed, a different one from the noise's.
     rng = noise_rng(None if seed is None else int(seed) + 1)
     # Capacity 4 standard deviations above the mean: chunking beyond it is rare and still exact.
@@ -160,15 +163,17 @@ def train_dpsgd(
     capacity = batch_size if sampling == "shuffle" else capacity
     history = DPSGDHistory(delta=delta, sampling=sampling)
     start = time.perf_counter()
+    make = poisson_batches if sampling == "poisson" else shuffled_batches
+    batches = make(n, batch_size, rng, plan.steps)
     for epoch in progress(range(1, epochs + 1), desc="DP-SGD epochs"):
-        make = poisson_batches if sampling == "poisson" else shuffled_batches
-        for idx in make(n, batch_size, rng):
+        for idx in batches[dp.steps : plan.epoch_ends[epoch - 1]]:
             dp.step(x[idx], y[idx], float(batch_size), capacity)
         dp.check_weights_finite(f" in epoch {epoch}")
         if validation_data is None and on_epoch_end is None and epoch < epochs:
             continue  # nobody looks at this epoch: skip the accountant call (about 0.1 s)
         history.epochs.append(epoch)
         history.seconds.append(time.perf_counter() - start)
+        # dp.steps == plan.epoch_ends[epoch - 1]: the steps taken are the steps accounted.
         history.epsilon.append(
             dpsgd_epsilon(
                 dp.noise_multiplier, batch_size, n, epoch, delta, accountant, sampling, dp.steps
@@ -179,3 +184,12 @@ def train_dpsgd(
         if on_epoch_end is not None:
             on_epoch_end(history)
     return history
+
+
+def _check_label_range(model, y: np.ndarray) -> None:
+    """Refuse labels at or above the model's number of outputs (a raw TF error otherwise)."""
+    shape = getattr(model, "output_shape", None)
+    classes = shape[-1] if isinstance(shape, tuple) else None
+    if classes and y.size and int(y.max()) >= classes:
+        hint = f"the model has {classes} outputs; max label is {int(y.max())}"
+        raise ParameterError("y", y, f"class labels in [0, {classes})", hint)
