@@ -1,22 +1,29 @@
-"""DP-SGD training speed: non-private vs TF Privacy 0.9.0's optimizers vs labkit, side by side.
+"""DP-SGD step time: non-private vs labkit vs TF Privacy's fastest, interleaved in one process.
 
-Usage: uv run python benchmarks/dpsgd_speed.py   (about 13 minutes on 2 quiet cores)
+Usage: LABKIT_FULL=1 nice -n 10 uv run python benchmarks/dpsgd_speed.py   (about 15 minutes)
+       (without LABKIT_FULL: a quick run, fewer and shorter rounds, results/dpsgd_speed_quick.json)
 
-Always measures at full size (batch 256 MNIST images) and writes results/dpsgd_speed.json.
-Every (model, method) pair runs in its own subprocess, so each peak RSS is that method's own; the
-fast methods run ROUNDS times interleaved and keep their best run (the machine is shared), the
-TF Privacy optimizers that take minutes run once. A method trains for at least SECONDS seconds
-after two warm-up steps (tracing and compilation excluded).
+Measured honestly on a shared machine: all methods compared on one model run in one process
+(one subprocess per model), interleaved. Each round times a block of steps of every method
+(about BLOCK_SECONDS each, the order reversed every other round: ABBA), and a method's
+``ratio_to_nonprivate`` is the median over rounds of (its step time / the non-private step time
+of the same round): both numbers of a pair saw the same load. The 1-minute load average is
+recorded before and after. The non-private baseline runs the same compiled path as labkit's
+step (one ``tf.function`` call: forward, backward, SGD update).
 
-Distance to the machine's limit: each worker also times a large dense matmul (MATMUL_N^3, the
-machine's practical peak) and a matmul of the step's own largest shape, right after the step, so
-``fraction_of_peak`` = (FLOPs of one step / step time) / peak is measured under the same load.
-A step's FLOPs count the matmuls and convolutions of forward, backward and (private) per-example
-gradients and norms - the useful work of DP-SGD done the way labkit does it; the TF Privacy rows
-are charged the same useful work, so their fraction shows how much more they spend.
+Models: the MLP (784-128-10) and the chapter's tanh CNN on MNIST batches of 256, and the
+character GRU LM of chapter 08 (Embedding -> GRU -> Dense, one label per position; labkit
+``method='ghost-recurrent'``). TF Privacy's fastest optimizer in earlier runs (``DPSequential``,
+fast clipping for Dense; 50-1000x slower ones dropped) stays in the table for MLP and CNN; it
+has no fast rule for GRU in 0.9.0. ``clip-only`` (labkit with noise_multiplier=0) separates the
+cost of clipping from the cost of drawing noise, and ``noise-only`` times ``add_noise`` alone
+(one Gaussian per parameter per step), to show what stands in the way of a goal.
 
-Rows carry fields to select on: ``library`` (keras | tf-privacy | labkit), ``variant``,
-``model``, ``private``; ``method`` is only for display.
+Rows keep the earlier keys (``examples_per_s``, ``ratio_to_nonprivate``, ``peak_rss_mb``,
+``fraction_of_peak``, ...) and add ``ratio_rounds``, ``ratio_min``/``ratio_max``,
+``load_before``/``load_after`` and ``interleaved``. ``peak_rss_mb`` is the process's peak
+resident memory right after the method's warm-up (methods warm up one after another, the
+non-private first, so it grows along a model's rows: a method's own cost is its increase).
 """
 
 from __future__ import annotations
@@ -31,31 +38,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import labkit as lk  # noqa: E402
+
 BATCH = 256
-SECONDS = 6.0
-MAX_STEPS = 300
-MODELS = ("mlp", "cnn")
-ROUNDS = 3
+ROUNDS = lk.scale(2, 8)
+BLOCK_SECONDS = lk.scale(0.3, 1.5)
+MODELS = ("mlp", "cnn", "gru_lm")
+LM = dict(seq_len=lk.scale(32, 48), units=lk.scale(48, 256))  # chapter 08's LM (full: 230k)
 MATMUL_N = 1024
-# (library, variant, private, display method)
+GOALS = {"mlp": 1.3, "cnn": 1.3, "gru_lm": 2.0}  # the issue's goals on ratio_to_nonprivate
+# (library, variant, private, display method, models it runs on)
 METHODS = (
-    ("keras", "non-private", False, "non-private"),
-    ("tf-privacy", "DPKerasSGDOptimizer", True, "tfp DPKerasSGDOptimizer"),
-    ("tf-privacy", "VectorizedDPKerasSGDOptimizer", True, "tfp VectorizedDPKerasSGDOptimizer"),
-    ("tf-privacy", "DPSequential", True, "tfp DPSequential"),
-    ("labkit", "ghost", True, "labkit ghost"),
-    ("labkit", "clip-only", False, "labkit ghost, clipping only (noise_multiplier=0)"),
-    ("labkit", "vectorized", True, "labkit vectorized"),
+    ("keras", "non-private", False, "non-private", MODELS),
+    ("tf-privacy", "DPSequential", True, "tfp DPSequential", ("mlp", "cnn")),
+    ("labkit", "ghost", True, "labkit ghost", MODELS),
+    ("labkit", "clip-only", False, "labkit ghost, clipping only (noise_multiplier=0)", MODELS),
+    ("labkit", "vectorized", True, "labkit vectorized", ("mlp", "cnn")),
+    ("labkit", "noise-only", False, "labkit add_noise alone (one step's noise)", MODELS),
 )
-SLOW = ("DPKerasSGDOptimizer", "VectorizedDPKerasSGDOptimizer")
 
 
 def _build(model: str):
-    import labkit as lk
-
     if model == "mlp":
         return lk.models.mlp((28, 28), 10, hidden=(128,))  # 784-128-10
-    return lk.dp.dp_cnn((28, 28), 10)  # the chapter's small CNN (Tramer & Boneh 2021)
+    if model == "cnn":
+        return lk.dp.dp_cnn((28, 28), 10)  # the chapter's small CNN (Tramer & Boneh 2021)
+    return lk.models.build_char_lm(LM["seq_len"], units=LM["units"], seed=0)
 
 
 def step_flops(model, batch: int, private: bool) -> tuple[float, tuple[int, int, int]]:
@@ -107,49 +115,41 @@ def _matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
     return 2.0 * m * k * n / best / 1e9
 
 
-def _worker(model_name: str, variant: str) -> dict:
-    """Time one method on one model; return its row."""
+def _data(model_name: str):
+    import numpy as np
+
+    if model_name == "gru_lm":
+        rng = np.random.default_rng(0)
+        vocab = len(lk.data.text.VOCAB)
+        x = rng.integers(0, vocab, (BATCH * 8, LM["seq_len"])).astype(np.float32)
+        y = rng.integers(0, vocab, (BATCH * 8, LM["seq_len"]))
+    else:
+        ds = lk.data.load_mnist()
+        x, y = ds.x_train[: BATCH * 8], ds.y_train[: BATCH * 8]
+    return [(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]) for i in range(8)]
+
+
+def _make_step(model_name: str, variant: str):
+    """Return (step(x, y), model) for one method on a fresh copy of the model."""
     import tensorflow as tf
 
-    import labkit as lk
-
-    lk.config.quiet_tensorflow()
-    # Seeds without lk.set_seed's op determinism: XLA has no deterministic max-pooling gradient,
-    # so TF Privacy's XLA paths cannot run on the CNN with it, and speed needs no bit-exactness.
-    tf.keras.utils.set_random_seed(0)
-    library, variant, private, method = next(m for m in METHODS if m[1] == variant)
-    ds = lk.data.load_mnist()
-    x, y = ds.x_train[: BATCH * 20], ds.y_train[: BATCH * 20]
-    batches = [(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]) for i in range(20)]
     clip, sigma, lr = 1.0, 1.0, 0.1
     per_example = tf.keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=tf.keras.losses.Reduction.NONE
     )
-    extra: dict = {}
     model = _build(model_name)
-    flops, biggest = step_flops(model, BATCH, private or variant == "clip-only")
     if variant == "non-private":
         opt = tf.keras.optimizers.SGD(lr)
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the same compiled path as labkit's one-call step
         def train(xb, yb):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(per_example(yb, model(xb, training=True)))
+                loss = tf.reduce_sum(per_example(yb, model(xb, training=True))) / BATCH
             grads = tape.gradient(loss, model.trainable_variables)
             opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
 
-        step = train
-    elif variant in SLOW:
-        import tensorflow_privacy as tfp
-
-        cls = getattr(tfp, f"{variant}")
-        # num_microbatches = batch size: one example per microbatch, i.e. per-example clipping.
-        opt = cls(
-            l2_norm_clip=clip, noise_multiplier=sigma, num_microbatches=BATCH, learning_rate=lr
-        )
-        model.compile(optimizer=opt, loss=per_example)
-        step = model.train_on_batch
-    elif variant == "DPSequential":
+        return train, model
+    if variant == "DPSequential":
         import tensorflow_privacy as tfp
         from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
 
@@ -163,140 +163,172 @@ def _worker(model_name: str, variant: str) -> dict:
             optimizer=tf.keras.optimizers.SGD(lr),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        # 0.9.0 registers Dense and Embedding only: a Conv2D model falls back to slow clipping.
-        extra["fast_clipping_used"] = bool(model._enable_fast_peg_computation)
-        step = model.train_on_batch
-    else:
-        # Noise from the default, cryptographically seeded source: what a user gets.
-        dp = lk.dp.DPSGD(
-            model,
-            clip,
-            0.0 if variant == "clip-only" else sigma,
-            lr,
-            method="vectorized" if variant == "vectorized" else "ghost",
-            jit_compile=variant == "vectorized",
-        )
+        return model.train_on_batch, model
+    if variant == "noise-only":  # what drawing one step's Gaussian noise costs by itself
+        dp = lk.dp.DPSGD(model, clip, sigma, lr, method="vectorized")
+        zeros = [tf.zeros_like(v) for v in model.trainable_variables]
+        return (lambda xb, yb: dp.add_noise(zeros)[0].numpy()), model
+    # Noise from the default, cryptographically seeded source: what a user gets.
+    method = "ghost-recurrent" if model_name == "gru_lm" else "ghost"
+    method = "vectorized" if variant == "vectorized" else method
+    dp = lk.dp.DPSGD(
+        model,
+        clip,
+        0.0 if variant == "clip-only" else sigma,
+        lr,
+        method=method,
+        jit_compile=variant == "vectorized",
+    )
+    return (lambda xb, yb: dp.step(xb, yb, float(BATCH), BATCH)), model
 
-        def step(xb, yb):
-            dp.step(xb, yb, float(BATCH), BATCH)
 
-    for i in range(2):  # warm-up: tracing and compilation
-        step(*batches[i])
+def _block(step, model, batches, seconds: float) -> float:
+    """Run ``step`` for about ``seconds`` (at least one step); return seconds per step."""
     steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < SECONDS and steps < MAX_STEPS:
-        step(*batches[steps % 20])
+    while steps == 0 or time.perf_counter() - start < seconds:
+        step(*batches[steps % len(batches)])
         steps += 1
-    if hasattr(model, "trainable_variables"):
-        model.trainable_variables[0].numpy()  # wait for the last step
-    elapsed = time.perf_counter() - start
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    seconds_per_step = elapsed / steps
+    model.trainable_variables[0].numpy()  # wait for the last step
+    return (time.perf_counter() - start) / steps
+
+
+def _worker(model_name: str) -> list[dict]:
+    """Time every method on one model, interleaved; return their rows."""
+    import numpy as np
+    import tensorflow as tf
+
+    lk.config.quiet_tensorflow()
+    # Seeds without lk.set_seed's op determinism: XLA has no deterministic max-pooling gradient,
+    # and speed needs no bit-exactness.
+    tf.keras.utils.set_random_seed(0)
+    batches = _data(model_name)
+    methods = [m for m in METHODS if model_name in m[4]]
+    steps, models, rss, extra = {}, {}, {}, {}
+    for _, variant, *_ in methods:
+        steps[variant], models[variant] = _make_step(model_name, variant)
+        for i in range(2):  # warm-up: tracing and compilation
+            steps[variant](*batches[i])
+        rss[variant] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if variant == "DPSequential":
+            # 0.9.0 registers Dense and Embedding only: a Conv2D model falls back to slow clipping.
+            extra[variant] = {
+                "fast_clipping_used": bool(models[variant]._enable_fast_peg_computation)
+            }
+    load_before = round(os.getloadavg()[0], 2)
+    times = {v: [] for _, v, *_ in methods}
+    for r in range(ROUNDS):
+        order = methods if r % 2 == 0 else methods[::-1]  # ABBA: no method always goes first
+        for _, variant, *_ in order:
+            times[variant].append(_block(steps[variant], models[variant], batches, BLOCK_SECONDS))
+    load_after = round(os.getloadavg()[0], 2)
+    base = np.array(times["non-private"])
     big = _matmul_gflops(MATMUL_N, MATMUL_N, MATMUL_N, seconds=2.0)
-    own = _matmul_gflops(*biggest, seconds=1.0)
-    peak = max(big, own)  # the best matmul throughput this worker saw, under the same load
-    achieved = flops / seconds_per_step / 1e9
-    return {
-        "model": model_name,
-        "library": library,
-        "variant": variant,
-        "private": private,
-        "method": method,
-        "batch_size": BATCH,
-        "examples_per_s": steps * BATCH / elapsed,
-        "seconds_per_step": seconds_per_step,
-        "steps_timed": steps,
-        "peak_rss_mb": peak_rss,
-        "flops_per_step": flops,
-        "achieved_gflops": achieved,
-        "peak_gflops": peak,
-        "fraction_of_peak": achieved / peak,
-        "large_matmul_gflops": big,
-        "largest_gemm": list(biggest),
-        "largest_gemm_gflops": own,
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        **extra,
-    }
+    rows = []
+    for library, variant, private, display, _ in methods:
+        t = np.array(times[variant])
+        ratios = t / base
+        seconds = float(np.median(t))
+        row = {
+            "model": model_name,
+            "library": library,
+            "variant": variant,
+            "private": private,
+            "method": display,
+            "batch_size": BATCH,
+            "examples_per_s": BATCH / seconds,
+            "seconds_per_step": seconds,
+            "ratio_to_nonprivate": float(np.median(ratios)),
+            "ratio_rounds": [round(float(x), 4) for x in ratios],
+            "ratio_min": float(ratios.min()),
+            "ratio_max": float(ratios.max()),
+            "rounds": ROUNDS,
+            "interleaved": True,
+            "peak_rss_mb": rss[variant],
+            "load_before": load_before,
+            "load_after": load_after,
+            "load_average_1min": load_after,
+            **extra.get(variant, {}),
+        }
+        if model_name != "gru_lm":
+            flops, biggest = step_flops(
+                models["non-private"], BATCH, private or variant == "clip-only"
+            )
+            own = _matmul_gflops(*biggest, seconds=0.5)
+            peak = max(big, own)  # the best matmul throughput seen, under the same load
+            achieved = flops / seconds / 1e9
+            row.update(
+                flops_per_step=flops,
+                achieved_gflops=achieved,
+                peak_gflops=peak,
+                fraction_of_peak=achieved / peak,
+                large_matmul_gflops=big,
+                largest_gemm=list(biggest),
+                largest_gemm_gflops=own,
+            )
+        if private and library == "labkit" and variant == "ghost":
+            row["goal_ratio"] = GOALS[model_name]
+            row["goal_met"] = row["ratio_to_nonprivate"] <= GOALS[model_name]
+        rows.append(row)
+    return rows
 
 
-def _run(model: str, variant: str) -> dict:
+def _run(model: str) -> list[dict]:
     env = dict(os.environ, LABKIT_PROGRESS="0")
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", model, variant],
+        [sys.executable, __file__, "--worker", model],
         capture_output=True,
         text=True,
         env=env,
-        timeout=1800,
+        timeout=3600,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
     if proc.returncode != 0 or not lines:
         errors = [ln.strip() for ln in proc.stderr.splitlines() if "Error" in ln]
         reason = errors[-1][:300] if errors else proc.stderr[-300:]
-        print(f"{model:4s} {variant:30s} failed: {reason}", flush=True)
-        library, variant, private, method = next(m for m in METHODS if m[1] == variant)
-        return {"model": model, "library": library, "variant": variant, "private": private,
-                "method": method, "error": reason}  # fmt: skip
-    row = json.loads(lines[-1])
-    print(
-        f"{model:4s} {variant:30s} {row['examples_per_s']:10.0f} ex/s, "
-        f"{row['fraction_of_peak']:.1%} of peak, load {row['load_average_1min']}",
-        flush=True,
-    )
-    return row
+        print(f"{model:6s} failed: {reason}", flush=True)
+        return [{"model": model, "library": lib, "variant": v, "private": p, "method": d,
+                 "error": reason} for lib, v, p, d, ms in METHODS if model in ms]  # fmt: skip
+    rows = json.loads(lines[-1])
+    for row in rows:
+        print(
+            f"{model:6s} {row['variant']:14s} {row['seconds_per_step'] * 1e3:9.2f} ms/step, "
+            f"{row['ratio_to_nonprivate']:7.2f}x (rounds {row['ratio_min']:.2f}-"
+            f"{row['ratio_max']:.2f}), load {row['load_before']} -> {row['load_after']}",
+            flush=True,
+        )
+    return rows
 
 
 def main() -> None:
-    """Run every method in a subprocess, print a Markdown table, and write the JSON."""
+    """Run each model's interleaved comparison in a subprocess; print a table; write the JSON."""
     from _common import print_table, write_results
 
-    best: dict[tuple[str, str], dict] = {}
-    for r in range(ROUNDS):
-        for model in MODELS:
-            for _, variant, _, _ in METHODS:
-                if r > 0 and variant in SLOW:
-                    continue
-                row = _run(model, variant)
-                key = (model, variant)
-                old = best.get(key, {})
-                row["runs"] = old.get("runs", 0) + 1
-                if row.get("examples_per_s", 0) >= old.get("examples_per_s", 0):
-                    best[key] = row
-                else:
-                    old["runs"] = row["runs"]
-    rows = [best[(model, m[1])] for model in MODELS for m in METHODS]
-    for model in MODELS:
-        base = best[(model, "non-private")]["examples_per_s"]
-        for r in rows:
-            if r["model"] == model and "examples_per_s" in r:
-                r["ratio_to_nonprivate"] = base / r["examples_per_s"]
+    rows = [row for model in MODELS for row in _run(model)]
     meta = {
         "batch_size": BATCH,
-        "seconds_per_run": SECONDS,
         "rounds": ROUNDS,
-        "slow_methods_run_once": list(SLOW),
+        "block_seconds": BLOCK_SECONDS,
+        "lm": LM,
+        "interleaved": "methods of one model in one process, ABBA rounds of about "
+        f"{BLOCK_SECONDS} s each; ratio = median over rounds of method / non-private step time",
+        "goals": GOALS,
         "peak_matmul": f"max of float32 {MATMUL_N}^3 and the step's largest GEMM (tf.matmul), "
-        "best of 2 s / 1 s, timed in each worker right after the step",
+        "timed in each worker after the rounds",
         "flops": "matmul/conv FLOPs of forward + backward (+ per-example gradients and norms)",
-        "ratio": "non-private examples/s over the method's (2.0 = twice as slow)",
+        "ratio": "method's step time over the non-private step time of the same round, median",
     }
-    path = write_results("dpsgd_speed", rows, meta, full=True)  # always full size
+    path = write_results("dpsgd_speed", rows, meta)
     print()
     print_table(
         [r for r in rows if "examples_per_s" in r],
-        [
-            "model",
-            "method",
-            "examples_per_s",
-            "ratio_to_nonprivate",
-            "fraction_of_peak",
-            "peak_rss_mb",
-            "load_average_1min",
-        ],  # fmt: skip
-    )
+        ["model", "method", "examples_per_s", "ratio_to_nonprivate", "ratio_min", "ratio_max",
+         "peak_rss_mb", "load_before", "load_after"],
+    )  # fmt: skip
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        print(json.dumps(_worker(sys.argv[2], sys.argv[3])))
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(_worker(sys.argv[2])))
     else:
         main()
