@@ -147,7 +147,9 @@ def train_dpsgd(
 
     x = check_finite_array("x", x, np.float32)
     n = len(x)
-    y = check_labels("y", y, n, sequences=method == "ghost-recurrent")
+    shape = getattr(model, "output_shape", None)  # (batch, positions, classes): a sequence model
+    per_position = method == "ghost-recurrent" or (isinstance(shape, tuple) and len(shape) == 3)
+    y = check_labels("y", y, n, sequences=per_position)
     batch_size = check_int("batch_size", batch_size, 1, n)
     epochs = check_int("epochs", epochs, 1)
     sampling = check_choice("sampling", sampling, SAMPLINGS)
