@@ -90,7 +90,8 @@ def main() -> None:
                     epochs,
                     DELTA,
                     accountant="pld",
-                    steps=epochs * round(n / BATCH_SIZE),  # the steps train_dpsgd took
+                    # the steps train_dpsgd took and the noise was calibrated for
+                    steps=lk.dp.schedule(n, BATCH_SIZE, epochs).steps,
                 ),
                 "sampling": "poisson",
                 "accountant": "rdp",
