@@ -30,6 +30,7 @@ __all__ = [
     "UnreachableEpsilonError",
     "dpsgd_event",
     "make_accountant",
+    "compose_epsilon",
     "dpsgd_epsilon",
     "dpsgd_noise_multiplier",
 ]
@@ -73,6 +74,21 @@ def make_accountant(
         return dp_accounting.rdp.RdpAccountant()
     interval = check_positive("interval", interval)
     return dp_accounting.pld.PLDAccountant(value_discretization_interval=interval)
+
+
+def compose_epsilon(events: list, delta: float, accountant: str = "rdp", count: int = 1) -> float:
+    """Return epsilon at ``delta`` after composing ``events`` (each ``count`` times) in order.
+
+    The accountant's side of "aggregation reports, the accountant composes": an aggregator
+    (``DPFedAvgAggregator.events``) or a query (``GaussianSumQuery.event``) says what it
+    released; this turns the releases into one (epsilon, delta).
+    """
+    delta = check_delta(delta)
+    count = check_int("count", count, 1)
+    acc = make_accountant(accountant)
+    for event in events:
+        acc.compose(event if count == 1 else dp_accounting.SelfComposedDpEvent(event, count))
+    return float(acc.get_epsilon(delta))
 
 
 def _epsilon(event: dp_accounting.DpEvent, delta: float, accountant: str) -> float:

@@ -26,14 +26,13 @@ from labkit._checks import (
     ParameterError,
     check_choice,
     check_delta,
-    check_finite_array,
     check_int,
-    check_l2_norm_clip,
     check_noise_multiplier,
 )
 from labkit.aggregation import Aggregator, check_updates, flatten_weights, unflatten_weights
 from labkit.dp._random import noise_rng
-from labkit.dp.accounting import dpsgd_event, make_accountant
+from labkit.dp.accounting import compose_epsilon, dpsgd_event, make_accountant
+from labkit.dp.query import GaussianSumQuery
 
 __all__ = [
     "clip_update",
@@ -45,10 +44,7 @@ __all__ = [
 
 def clip_update(vector: np.ndarray, l2_norm_clip: float) -> tuple[np.ndarray, float]:
     """Return ``vector`` scaled to L2 norm <= ``l2_norm_clip``, and its norm before clipping."""
-    l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
-    v = check_finite_array("vector", vector)
-    norm = float(np.linalg.norm(v))
-    return v * min(1.0, l2_norm_clip / norm) if norm > 0 else v.copy(), norm
+    return GaussianSumQuery(l2_norm_clip, 0.0).clip(vector)
 
 
 def dpfedavg_event(
@@ -154,8 +150,10 @@ class DPFedAvgAggregator(Aggregator):
         seed: int | np.random.Generator | None = None,
         min_clients: int | None = None,
     ):
-        self.l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
-        self.noise_multiplier = check_noise_multiplier(noise_multiplier)
+        # The Gaussian sum query DP-SGD uses too: clip each record (update), sum, add noise.
+        self.query = GaussianSumQuery(l2_norm_clip, noise_multiplier)
+        self.l2_norm_clip = self.query.l2_norm_clip
+        self.noise_multiplier = self.query.noise_multiplier
         self.clients_per_round = check_int("clients_per_round", clients_per_round, 1)
         self.noise_at = check_choice("noise_at", noise_at, self.NOISE_PLACES)
         m = self.clients_per_round
@@ -165,6 +163,7 @@ class DPFedAvgAggregator(Aggregator):
         self.sum_aggregator = sum_aggregator
         self.rng = noise_rng(seed)
         self.history: list[dict] = []
+        self.events: list = []  # what each round released (dp-accounting events), in order
         self.name = f"DP-FedAvg (z={self.noise_multiplier:g}, C={self.l2_norm_clip:g})"
 
     @property
@@ -178,17 +177,22 @@ class DPFedAvgAggregator(Aggregator):
         return self.noise_multiplier * self.l2_norm_clip / self.clients_per_round
 
     def epsilon(self, num_clients: int, delta: float, accountant: str = "rdp") -> float:
-        """Return the user-level epsilon at ``delta`` for the rounds run so far."""
+        """Return the user-level epsilon at ``delta``: an accountant composes ``events``.
+
+        The aggregator only reports what each round added (``events``); the sampling rate
+        clients_per_round / num_clients and the composition are the accountant's.
+        """
         if self.num_rounds == 0:
             return 0.0
-        return dpfedavg_epsilon(
-            self.noise_multiplier,
-            self.clients_per_round,
-            num_clients,
-            self.num_rounds,
-            delta,
-            accountant,
-        )
+        num_clients = check_int("num_clients", num_clients, 1)
+        q = check_int("clients_per_round", self.clients_per_round, 1, num_clients) / num_clients
+        if self.noise_multiplier == 0:
+            return math.inf
+        if all(e == self.events[0] for e in self.events):  # the usual case: one event, n times
+            rounds = dp_accounting.PoissonSampledDpEvent(q, self.events[0])
+            return compose_epsilon([rounds], delta, accountant, count=len(self.events))
+        sampled = [dp_accounting.PoissonSampledDpEvent(q, e) for e in self.events]
+        return compose_epsilon(sampled, delta, accountant)
 
     def _check_arrivals(self, k: int) -> None:
         if self.noise_multiplier == 0:
@@ -220,13 +224,11 @@ class DPFedAvgAggregator(Aggregator):
         check_updates(updates)
         self._check_arrivals(len(updates))
         vectors = [flatten_weights(u) for u in updates]
-        dim = vectors[0].size
-        clipped, norms = zip(*(clip_update(v, self.l2_norm_clip) for v in vectors), strict=True)
+        clipped, norms = zip(*(self.query.clip(v) for v in vectors), strict=True)
         clipped = list(clipped)
-        sigma = self.noise_multiplier * self.l2_norm_clip
-        if self.noise_at == "clients" and sigma > 0:
-            share = sigma / math.sqrt(self.min_clients)
-            clipped = [c + self.rng.normal(0.0, share, size=dim) for c in clipped]
+        if self.noise_at == "clients":  # each share sized so min_clients of them carry it all
+            share = 1.0 / math.sqrt(self.min_clients)
+            clipped = [self.query.add_noise(c, self.rng, share) for c in clipped]
         k = len(clipped)
         if self.sum_aggregator is None:
             total = np.sum(clipped, axis=0)
@@ -235,8 +237,9 @@ class DPFedAvgAggregator(Aggregator):
             shaped = [unflatten_weights(c, updates[0]) for c in clipped]
             mean = self.sum_aggregator.aggregate(shaped, np.ones(k))
             total = flatten_weights(mean) * k
-        if self.noise_at == "server" and sigma > 0:
-            total = total + self.rng.normal(0.0, sigma, size=dim)
+        if self.noise_at == "server":
+            total = self.query.add_noise(total, self.rng)
+        self.events.append(self.query.event())  # reported; composed by the accountant
         self.history.append(
             {
                 "clients": k,
