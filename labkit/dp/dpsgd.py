@@ -106,12 +106,18 @@ def _chain_rules(model: tf.keras.Model) -> list:
     return chain
 
 
-def _sq_norms_and_explicit(tap, a, g, explicit_bytes: int):
-    """Return (per-example squared norms of A_i^T G_i, the explicit matrices or None)."""
+def _sq_norms_and_explicit(a, g, explicit_bytes: int):
+    """Return (per-example squared norms of A_i^T G_i, the explicit matrices or None).
+
+    FLOPs per example, p positions, k x c weights: explicit ``p*k*c`` (and a cheap weighted sum
+    later), ghost ``p^2*(k + c)`` plus ``p*k*c`` for the clipped sum, so the explicit matrices
+    win whenever their ``batch*k*c`` floats fit in ``explicit_bytes``; beyond it the Gram, while
+    it is smaller than the matrices (``p^2 <= k*c``).
+    """
     positions, k, c = a.shape[1], a.shape[2], g.shape[2]
     if positions == 1:  # one position (Dense on vectors): ||a_i g_i^T|| = ||a_i|| ||g_i||
         return tf.reduce_sum(tf.square(a), [1, 2]) * tf.reduce_sum(tf.square(g), [1, 2]), None
-    explicit_fits = tap.explicit_ok and 4 * k * c * (a.shape[0] or 1024) <= explicit_bytes
+    explicit_fits = 4 * k * c * (a.shape[0] or 1024) <= explicit_bytes
     if positions * positions <= k * c and not explicit_fits:
         gram = tf.einsum("bpk,bqk->bpq", a, a) * tf.einsum("bpc,bqc->bpq", g, g)
         return tf.reduce_sum(gram, axis=[1, 2]), None
@@ -130,9 +136,9 @@ class DPSGD:
     position, summed per example); a reduced (scalar) loss is refused.
     """
 
-    # Explicit per-example kernel gradients (k*c floats per example, one batched matmul) cost
-    # fewer FLOPs than the ghost norm plus a second filter gradient, and measured 1.2x instead
-    # of 2x a non-private step on the CNN; the ghost identity is kept for larger gradients.
+    # Explicit per-example gradients (k*c floats per example, one batched matmul) cost fewer
+    # FLOPs than the ghost norm plus a second weight gradient (on the CNN 1.2x a non-private
+    # step instead of 2x); the ghost identity is kept for gradients beyond this budget.
     EXPLICIT_BYTES = 64 << 20
 
     def __init__(
@@ -274,7 +280,7 @@ class DPSGD:
                 parts.append(b)
                 continue
             a = tf.reshape(tap.a, [n, -1, tap.a.shape[-1]])
-            sq, explicit = _sq_norms_and_explicit(tap, a, g, self.EXPLICIT_BYTES)
+            sq, explicit = _sq_norms_and_explicit(a, g, self.EXPLICIT_BYTES)
             sq_norms += sq
             parts.append((a, g, explicit))
         norms = tf.sqrt(sq_norms)
