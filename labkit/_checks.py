@@ -167,7 +167,7 @@ def check_choice(name: str, value, choices: Iterable):
     """Return ``value`` if it is one of ``choices`` (compared by type too: True is not 1)."""
     choices = tuple(choices)
     try:
-        ok = any(
+        ok = not isinstance(value, np.ndarray) and any(
             bool(value == c) and isinstance(value, bool | np.bool_) == isinstance(c, bool)
             for c in choices
         )

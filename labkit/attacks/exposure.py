@@ -28,7 +28,7 @@ import numpy as np
 from labkit._checks import check_choice, check_finite_array, check_float, check_int, check_str
 from labkit.config import make_rng
 from labkit.data.text import TextError, check_canary, encode
-from labkit.models import sequence_log_probs
+from labkit.models import char_lm_layers, sequence_log_probs
 
 __all__ = [
     "ExposureError",
@@ -111,15 +111,26 @@ def _check_space(space) -> CanarySpace:
     return space
 
 
+def _context(model) -> int:
+    """Return the model's context length (seq_len); refuse what is not a character LM."""
+    try:
+        char_lm_layers(model)
+        return int(model.input_shape[1])
+    except (AttributeError, TypeError, IndexError) as err:
+        raise ExposureError(
+            "model", type(model).__name__, "a character LM (build_char_lm)"
+        ) from err
+
+
 def _check_fits(model, space: CanarySpace) -> None:
     _check_space(space)
-    check_canary(space.prefix + space.alphabet[0] * space.length, int(model.input_shape[1]))
+    check_canary(space.prefix + space.alphabet[0] * space.length, _context(model))
     check_canary(space.alphabet, 10**9)  # every alphabet character must be in the vocabulary
 
 
 def log_perplexity(model, text: str) -> float:
     """Return ``-sum_{i>=2} log2 P(x_i | x_<i)`` of ``text`` (the first character is given)."""
-    check_canary(text, int(model.input_shape[1]))
+    check_canary(text, _context(model))
     if len(text) < 2:  # nothing to score after the given first character
         raise ExposureError("text", text, "at least 2 characters")
     codes = encode(text)
@@ -196,8 +207,9 @@ def chance_exposure(num_canaries: int = 1, level: float = 0.01) -> float:
 
 def exposure(model, space: CanarySpace, secret: str) -> dict:
     """Return the canary's exact exposure, rank and log-perplexity (the whole space scored)."""
+    index = _check_space(space).index(secret)  # before the (long) scoring
     lps = candidate_log_perplexities(model, space)
-    mine = float(lps[space.index(secret)])
+    mine = float(lps[index])
     value = exposure_from_log_perplexities(mine, lps)
     return {
         "exposure": value,
@@ -213,6 +225,10 @@ def sampled_log_perplexities(model, space: CanarySpace, secrets: list[str]) -> n
     import tensorflow as tf
 
     _check_fits(model, space)
+    if isinstance(secrets, str) or len(secrets) == 0:
+        raise ExposureError("secrets", secrets, "a non-empty list of secrets")
+    for s in secrets:
+        space.index(s)  # each secret must be in the space
     dist, state = _prefix_state(model, space)
     codes = np.stack([encode(s) for s in secrets])  # (n, length)
     lp = -dist[codes[:, 0]]

@@ -108,9 +108,10 @@ def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
         )
         sigma = float(loss.standard_deviation)
     except (OverflowError, ZeroDivisionError) as err:  # the search leaves float64
+        name, value = ("epsilon", epsilon) if epsilon < 1 else ("sensitivity", sensitivity)
         raise ParameterError(
-            "sensitivity", sensitivity, f"small enough for epsilon={epsilon:g} that sigma is a "
-            "finite float",
+            name, value, "such that sigma, about sensitivity / epsilon, is a finite float",
+            f"sensitivity={sensitivity:g}, epsilon={epsilon:g}",
         ) from err  # fmt: skip
     return _finite_scale(sigma, epsilon)
 
