@@ -159,8 +159,8 @@ def test_every_labkit_error_is_a_parameter_error():
     from labkit.attacks.exposure import ExposureError
     from labkit.data.text import TextError
     from labkit.he import (
-        HEError,
         HeadroomError,
+        HEError,
         KeyMismatchError,
         KeyTooShortError,
         NonFiniteValueError,
