@@ -33,6 +33,7 @@ __all__ = [
     "check_choice",
     "check_bool",
     "check_str",
+    "check_real_array",
     "check_finite_array",
     "check_labels",
 ]
@@ -192,13 +193,13 @@ def check_str(name: str, value, *, allow_empty: bool = False) -> str:
     return value
 
 
-def check_finite_array(
+def check_real_array(
     name: str, values, dtype=np.float64, *, allow_empty: bool = True
 ) -> np.ndarray:
-    """Return ``values`` as an array of ``dtype``; raise unless every entry is a finite real.
+    """Return ``values`` as an array of ``dtype`` if every entry is a real number (NaN allowed).
 
     Refused: strings, complex numbers (their imaginary part would be dropped), booleans,
-    ``None``, ragged nesting, NaN, infinity and integers too large for ``dtype``.
+    ``None`` and ragged nesting. Integers too large for ``dtype`` become inf.
     """
     try:
         raw = np.asarray(values)
@@ -212,11 +213,29 @@ def check_finite_array(
         raise ParameterError(name, values, "an array of real numbers", f"dtype {raw.dtype}")
     if raw.size == 0 and not allow_empty:
         raise ParameterError(name, raw, "at least one value")
-    try:
+    if raw.dtype.kind == "O":  # Python ints beyond float64 overflow to inf, one by one
         with np.errstate(over="ignore"):
-            arr = raw.astype(dtype)
-    except OverflowError as err:  # Python ints beyond float64
-        raise ParameterError(name, values, "finite everywhere", "a value overflows") from err
+            return np.array([_to_float(v) for v in raw.ravel()], dtype).reshape(raw.shape)
+    with np.errstate(over="ignore"):
+        return raw.astype(dtype)
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def check_finite_array(
+    name: str, values, dtype=np.float64, *, allow_empty: bool = True
+) -> np.ndarray:
+    """Return ``values`` as an array of ``dtype``; raise unless every entry is a finite real.
+
+    Refused: strings, complex numbers (their imaginary part would be dropped), booleans,
+    ``None``, ragged nesting, NaN, infinity and values too large for ``dtype``.
+    """
+    arr = check_real_array(name, values, dtype, allow_empty=allow_empty)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ParameterError(name, arr, "finite everywhere", f"{bad} NaN or infinite value(s)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit._checks import ParameterError, check_finite_array
+from labkit._checks import ParameterError, check_bool, check_finite_array
 
 __all__ = [
     "Weights",
@@ -88,6 +88,7 @@ def weighted_mean(updates: list[Weights], num_examples, weighted: bool = True) -
     does not depend on the clients' order beyond rounding.
     """
     check_updates(updates)
+    weighted = check_bool("weighted", weighted)
     w = check_num_examples(num_examples, len(updates), positive_total=weighted)
     if weighted:
         w = w / w.max()  # counts near 1e308 would overflow their sum to inf (and p to 0)
@@ -109,7 +110,7 @@ class WeightedMean(Aggregator):
     """FedAvg's server: the mean of client updates weighted by example counts (or unweighted)."""
 
     def __init__(self, weighted: bool = True):
-        self.weighted = bool(weighted)
+        self.weighted = check_bool("weighted", weighted)
         self.name = "weighted mean" if self.weighted else "unweighted mean"
 
     def aggregate(self, updates: list[Weights], num_examples) -> Weights:

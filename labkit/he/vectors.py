@@ -19,7 +19,7 @@ import gmpy2
 import numpy as np
 from phe import paillier
 
-from labkit._checks import ParameterError, check_float
+from labkit._checks import ParameterError, check_bool, check_float
 from labkit.config import progress
 from labkit.he._pool import check_workers, map_chunks
 from labkit.he.djn import CrtDecryptor, FastEncryptor
@@ -28,6 +28,7 @@ from labkit.he.keys import (
     KeyMismatchError,
     ValueRangeError,
     check_private_key,
+    check_public_key,
     check_same_key,
     ciphertext_bytes,
 )
@@ -143,6 +144,9 @@ def encrypt_vector(
     encryptor: FastEncryptor | None = None,
 ) -> EncryptedVector:
     """Encrypt each value in fixed point; phe's encryption unless a FastEncryptor is given."""
+    check_public_key("public_key", public_key)
+    if fixed_point is not None and not isinstance(fixed_point, FixedPoint):
+        raise ParameterError("fixed_point", fixed_point, "a FixedPoint or None")
     fp = fixed_point or FixedPoint()
     codes = fp.encode(check_values(values))
     limit = public_key.max_int
@@ -174,6 +178,7 @@ def encrypt_packed(
 
     ``workers``: 1 (inline), an integer > 1 (a pool for this call) or a ``Workers`` pool.
     """
+    check_public_key("public_key", public_key)
     if not isinstance(spec, PackingSpec):
         raise ParameterError("spec", type(spec).__name__, "a PackingSpec")
     levels = quantize(values, spec)  # refuses NaN/inf/out-of-range before any encryption
@@ -316,6 +321,7 @@ def decrypt_vector(
             "encrypted", type(encrypted).__name__, "an EncryptedVector or PackedVector"
         )
     check_private_key(private_key, encrypted.public_key)
+    integers = check_bool("integers", integers)
     if isinstance(encrypted, PackedVector):
         spec = encrypted.spec
         dec = CrtDecryptor(private_key, encrypted.s)
