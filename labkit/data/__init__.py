@@ -279,8 +279,19 @@ def label_counts(
     """Return a ``(num_clients, num_classes)`` matrix of label counts per client."""
     labels = check_labels("labels", labels)
     if num_classes is None:
-        num_classes = int(labels.max()) + 1
-    return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])
+        num_classes = int(labels.max()) + 1 if labels.size else 1
+    num_classes = check_int("num_classes", num_classes, 1)
+    if labels.size and labels.max() >= num_classes:
+        raise ParameterError("labels", int(labels.max()), f"class labels in [0, {num_classes})")
+    if len(partitions) == 0:
+        raise ParameterError("partitions", partitions, "at least 1 client's indices")
+    rows = []
+    for k, p in enumerate(partitions):
+        idx = np.asarray(p)
+        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= len(labels)):
+            raise ParameterError(f"partitions[{k}]", idx, f"integer indices in [0, {len(labels)})")
+        rows.append(np.bincount(labels[idx.astype(np.int64)], minlength=num_classes))
+    return np.stack(rows)
 
 
 __getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern

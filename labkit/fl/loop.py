@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from labkit._checks import (
     ParameterError,
+    check_bool,
     check_finite_array,
     check_float,
     check_int,
@@ -184,8 +185,16 @@ def fedavg(
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, 1)
     lr = check_positive("learning_rate", learning_rate)
-    if len(clients) == 0:
-        raise ParameterError("clients", clients, "at least 1 client")
+    if not isinstance(clients, list | tuple) or len(clients) == 0:
+        raise ParameterError("clients", clients, "a non-empty list of (x, y) pairs")
+    for k, pair in enumerate(clients):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise ParameterError(f"clients[{k}]", pair, "an (x, y) pair")
+    if aggregator is not None and not callable(getattr(aggregator, "aggregate", None)):
+        raise ParameterError("aggregator", aggregator, "a labkit.aggregation.Aggregator or None")
+    if test_data is not None and not (isinstance(test_data, list | tuple) and len(test_data) == 2):
+        raise ParameterError("test_data", test_data, "an (x, y) pair or None")
+    vectorize = check_bool("vectorize", vectorize)
     m = num_sampled_clients(len(clients), client_fraction)
     if target_accuracy is not None:
         if test_data is None:
