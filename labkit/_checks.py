@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
+    "FLOAT32_MAX",
     "ParameterError",
     "check_int",
     "check_float",

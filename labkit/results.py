@@ -17,6 +17,9 @@ from labkit._checks import ParameterError, check_str
 from labkit._tables import Table, format_table, show_table
 
 __all__ = [
+    "FLOAT32_BYTES",
+    "history_rows",
+    "combining_rows",
     "RESULTS_DIR",
     "RESULTS_ENV",
     "ResultsError",

@@ -31,6 +31,7 @@ from labkit.data.text import TextError, check_canary, encode
 from labkit.models import char_lm_layers, sequence_log_probs
 
 __all__ = [
+    "ESTIMATORS",
     "ExposureError",
     "CanarySpace",
     "log_perplexity",

@@ -27,6 +27,7 @@ from labkit._lazy import lazy_submodules
 from labkit.config import make_rng
 
 __all__ = [
+    "ADULT_PATH",
     "Dataset",
     "load_mnist_raw",
     "load_mnist",

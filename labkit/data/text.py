@@ -29,6 +29,7 @@ from labkit._checks import ParameterError, check_float, check_int, check_str
 from labkit.config import make_rng
 
 __all__ = [
+    "CELLS",
     "SHAKESPEARE_DIR",
     "VOCAB",
     "TextError",

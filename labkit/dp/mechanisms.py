@@ -31,6 +31,7 @@ from labkit._checks import (
 from labkit.config import make_rng
 
 __all__ = [
+    "check_sensitivity",
     "laplace_scale",
     "gaussian_sigma",
     "classic_gaussian_sigma",

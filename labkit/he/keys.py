@@ -15,6 +15,8 @@ from phe import paillier
 from labkit._checks import ParameterError, check_int
 
 __all__ = [
+    "MIN_KEY_BITS",
+    "check_key_length",
     "DEFAULT_KEY_BITS",
     "MIN_SECURE_KEY_BITS",
     "HEError",

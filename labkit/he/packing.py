@@ -21,6 +21,7 @@ from labkit.he.encoding import check_values
 from labkit.he.keys import HeadroomError, ValueRangeError
 
 __all__ = [
+    "MAX_SLOT_BITS",
     "PackingSpec",
     "quantize",
     "dequantize",
