@@ -403,3 +403,34 @@ def test_show_table_is_html_with_markdown_and_text_fallbacks():
 
     data, _ = DisplayFormatter().format(table)
     assert {"text/html", "text/markdown", "text/plain"} <= set(data)
+
+
+# --- DP-FedAvg's inputs (labkit.dp.fedavg) ----------------------------------------------------
+def test_clip_update_of_huge_values_is_right_not_zero():
+    from labkit.dp.fedavg import clip_update
+
+    clipped, norm = clip_update([1e300, 1e300], 1.0)  # was zeros: the squared norm overflowed
+    assert norm == pytest.approx(math.sqrt(2) * 1e300)
+    assert clipped == pytest.approx([1 / math.sqrt(2)] * 2)
+    assert clip_update([3.0, 4.0], 1.0)[0] == pytest.approx([0.6, 0.8])
+    named("vector", clip_update, [1j, 1.0], 1.0)
+    named("l2_norm_clip", clip_update, [1.0], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ((3e38, 1e300, 2), "noise_multiplier"),  # was inf noise
+        ((1.0, -1.0, 2), "noise_multiplier"),
+        ((1.0, math.nan, 2), "noise_multiplier"),
+        ((0.0, 1.0, 2), "l2_norm_clip"),
+        ((1e39, 1.0, 2), "l2_norm_clip"),
+        (("1", 1.0, 2), "l2_norm_clip"),
+        ((1.0, 1.0, 0), "clients_per_round"),
+        ((1.0, 1.0, 2.0), "clients_per_round"),
+    ],
+)
+def test_dpfedavg_aggregator_refuses(args, name):
+    from labkit.dp import DPFedAvgAggregator
+
+    named(name, DPFedAvgAggregator, *args)

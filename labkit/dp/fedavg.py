@@ -23,6 +23,7 @@ import dp_accounting
 import numpy as np
 
 from labkit._checks import (
+    FLOAT32_MAX,
     ParameterError,
     check_choice,
     check_delta,
@@ -47,8 +48,13 @@ def clip_update(vector: np.ndarray, l2_norm_clip: float) -> tuple[np.ndarray, fl
     """Return ``vector`` scaled to L2 norm <= ``l2_norm_clip``, and its norm before clipping."""
     l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
     v = check_finite_array("vector", vector)
-    norm = float(np.linalg.norm(v))
-    return v * min(1.0, l2_norm_clip / norm) if norm > 0 else v.copy(), norm
+    peak = float(np.abs(v).max()) if v.size else 0.0
+    if peak == 0.0:
+        return v.copy(), 0.0
+    unit = v / peak  # ||v|| = peak ||v / peak||: squares of 1e300 would overflow to inf
+    r = float(np.linalg.norm(unit))
+    norm = peak * r
+    return (v.copy() if norm <= l2_norm_clip else unit * (l2_norm_clip / r)), norm
 
 
 def dpfedavg_event(
@@ -156,6 +162,11 @@ class DPFedAvgAggregator(Aggregator):
     ):
         self.l2_norm_clip = check_l2_norm_clip(l2_norm_clip)
         self.noise_multiplier = check_noise_multiplier(noise_multiplier)
+        if self.noise_multiplier * self.l2_norm_clip > FLOAT32_MAX:  # the noise's std: inf
+            raise ParameterError(
+                "noise_multiplier", self.noise_multiplier,
+                f"small enough that noise_multiplier * l2_norm_clip <= {FLOAT32_MAX:.3g}",
+            )  # fmt: skip
         self.clients_per_round = check_int("clients_per_round", clients_per_round, 1)
         self.noise_at = check_choice("noise_at", noise_at, self.NOISE_PLACES)
         m = self.clients_per_round
