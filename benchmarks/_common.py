@@ -5,6 +5,8 @@ the library versions, the date, the mode (quick/full) and the benchmark's settin
 holds one flat dict per measurement, with fields to select on (``lk.results.load_rows(name,
 **fields)``) rather than display strings. A file with several tables tags each row with
 ``table``. Quick runs write ``<name>_quick.json`` (untracked), so they never overwrite a full run.
+``LABKIT_FULL=1`` is the one quick/full switch; the folder is ``lk.results.results_folder()``
+(``$LABKIT_RESULTS``, else ``benchmarks/results``), the same one the chapters read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import labkit as lk
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # the default results folder
 _VERSIONS = ("tensorflow", "numpy", "dp-accounting", "tensorflow-privacy", "phe", "gmpy2",
              "tenseal", "flwr")  # fmt: skip
 
@@ -26,7 +28,7 @@ _VERSIONS = ("tensorflow", "numpy", "dp-accounting", "tensorflow-privacy", "phe"
 def results_path(name: str, full: bool | None = None) -> Path:
     """Return ``results/<name>.json`` in full mode, ``results/<name>_quick.json`` otherwise."""
     full = lk.is_full() if full is None else full
-    return RESULTS / (f"{name}.json" if full else f"{name}_quick.json")
+    return lk.results.results_folder() / (f"{name}.json" if full else f"{name}_quick.json")
 
 
 def cpu_model() -> str:
@@ -61,14 +63,37 @@ def machine_meta() -> dict:
 def write_results(
     name: str, rows: list[dict], meta: dict | None = None, full: bool | None = None
 ) -> Path:
-    """Write ``{"meta": machine + mode + meta, "rows": rows}`` to the mode's results file."""
+    """Write ``{"meta": machine + mode + meta, "rows": rows}`` to the mode's results file.
+
+    The one writer of every benchmark: ``meta`` always carries the date, machine, load and
+    versions (a benchmark's own ``meta`` adds settings and package versions, but the date and
+    mode are the writer's), rows are
+    flat dicts of named fields, and the file is replaced atomically (an interrupted write never
+    leaves half a file for the chapters to read).
+    """
     full = lk.is_full() if full is None else full
+    _check_rows(name, rows)
     path = results_path(name, full)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = {"meta": {**machine_meta(), "mode": "full" if full else "quick", **(meta or {})}}
-    out["rows"] = rows
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    if not isinstance(meta or {}, dict):
+        raise lk.ParameterError("meta", meta, "a dict of the benchmark's settings or None")
+    own = {k: v for k, v in (meta or {}).items() if k not in ("date", "mode")}
+    machine = machine_meta()
+    machine["versions"] = {**own.pop("versions", {}), **machine["versions"]}
+    out = {"meta": {**machine, "mode": "full" if full else "quick", **own}, "rows": rows}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(tmp, path)
     return path
+
+
+def _check_rows(name: str, rows) -> None:
+    """Refuse rows that are not a list of dicts with string field names."""
+    if not isinstance(rows, list):
+        raise lk.ParameterError("rows", type(rows).__name__, f"a list of dicts for {name}.json")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
+            raise lk.ParameterError(f"rows[{i}]", row, "a dict of named fields")
 
 
 def read_rows(name: str, full: bool | None = None) -> list[dict]:

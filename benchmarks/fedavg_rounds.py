@@ -1,16 +1,15 @@
 """Rounds to a target test accuracy for FedSGD and FedAvg (McMahan et al. 2017, Tables 1-2).
 
-Full mode (``LABKIT_FULL=1`` or ``--full``) runs for 15-60 minutes on a shared 2-core CPU:
-100 clients, C = 0.1, the 2NN (target 97%) on IID and pathological non-IID (2 label shards per
-client) partitions, FedSGD (E=1, B=all) vs FedAvg (E=1, B=10) and (E=5, B=10); ``--models cnn``
-adds the CNN (target 99%; short IID budgets take about an hour, the paper's budgets would take
-days here). Each configuration stops at the round that reaches the target or at its round budget
-(then ``rounds`` is null). Writes
-``benchmarks/results/fedavg_rounds.json`` after every configuration (quick mode writes
-``fedavg_rounds_quick.json``: a small subsample, seconds, for checking the script) and prints a
-Markdown table with the paper's numbers beside ours. The file is ``{"meta": {...}, "rows": [...]}``;
-select rows on ``model``, ``scheme`` ("iid" / "shards", the ``lk.data.partition`` name),
-``method`` ("FedSGD" / "FedAvg") and ``E``.
+Full mode (``LABKIT_FULL=1``, every benchmark's one quick/full switch) runs for 15-60 minutes on
+a shared 2-core CPU: 100 clients, C = 0.1, the 2NN (target 97%) on IID and pathological non-IID
+(2 label shards per client) partitions, FedSGD (E=1, B=all) vs FedAvg (E=1, B=10) and (E=5,
+B=10); ``--models cnn`` adds the CNN (target 99%; short IID budgets take about an hour, the
+paper's budgets would take days here). Each configuration stops at the round that reaches the
+target or at its round budget (then ``rounds`` is null). Writes ``fedavg_rounds.json`` after
+every configuration (quick mode writes ``fedavg_rounds_quick.json``: a small subsample, seconds,
+for checking the script) and prints a Markdown table with the paper's numbers beside ours. The
+file is ``{"meta": {...}, "rows": [...]}``; select rows on ``model``, ``scheme`` ("iid" /
+"shards", the ``lk.data.partition`` name), ``method`` ("FedSGD" / "FedAvg") and ``E``.
 
 Usage: LABKIT_FULL=1 uv run python benchmarks/fedavg_rounds.py [--models 2nn,cnn] [--partitions iid]
 """
@@ -149,7 +148,6 @@ def run(full: bool, models: list[str], schemes: list[str]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="full scale (same as LABKIT_FULL=1)")
     parser.add_argument("--models", default="2nn", help="comma-separated: 2nn,cnn (cnn: hours)")
     parser.add_argument("--partitions", default="iid,shards", help="comma-separated: iid,shards")
     args = parser.parse_args()
@@ -160,7 +158,7 @@ def main() -> None:
     for p in schemes:
         if p not in ("iid", "shards"):
             raise ValueError(f"--partitions must list names from ['iid', 'shards'], got {p!r}")
-    full = args.full or lk.is_full()
+    full = lk.is_full()
     if full:
         os.environ.setdefault("LABKIT_PROGRESS", "0")
         print("Full mode: the 2NN runs take 15-60 minutes, the CNN ones hours.", flush=True)

@@ -17,9 +17,9 @@ On a shared machine other load only slows a run down, so each timing is the fast
 of them alike; the load average at start and end is recorded. Per-value phe at full size
 would take hours, so it is timed on a sample and extrapolated (``extrapolated: true``).
 
-Usage:
-    uv run python benchmarks/he_aggregation.py            # full size (writes he_aggregation.json)
-    uv run python benchmarks/he_aggregation.py --quick    # smoke test, ~1 minute (_quick.json)
+Usage (``LABKIT_FULL``, the one quick/full switch of every benchmark):
+    LABKIT_FULL=1 uv run python benchmarks/he_aggregation.py  # full size (he_aggregation.json)
+    uv run python benchmarks/he_aggregation.py                # smoke test, ~1 minute (_quick.json)
 """
 
 from __future__ import annotations
@@ -300,11 +300,11 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=50, help="values per client timed for phe")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=int, default=3, help="fast paths and CKKS: keep the best run")
-    ap.add_argument("--quick", action="store_true", help="small smoke run, separate JSON")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--phe-packed-clients", type=int, default=2, help="measured, then scaled")
     args = ap.parse_args()
-    if args.quick:
+    quick = not lk.is_full()  # LABKIT_FULL=1 for the recorded run
+    if quick:
         args.num_values, args.sample = 5_000, 5
     load_start = round(os.getloadavg()[0], 2)
     updates = make_updates(args.num_clients, args.num_values, args.seed)
@@ -365,7 +365,7 @@ def main() -> None:
         r["ratio_to_ckks"] = r["seconds_total"] / ckks["seconds_total"]
         r["bytes_ratio_to_ckks"] = r["bytes_per_value"] / ckks["bytes_per_value"]
     fastest = min((r for r in agg[1:] if r["exact"]), key=lambda r: r["seconds_total"])
-    reps = 20 if args.quick else 50
+    reps = 20 if quick else 50
     sweep = [] if args.no_sweep else key_size_sweep([1024, 2048, 3072], spec, reps)
     meta = {
         "settings": {
@@ -391,7 +391,7 @@ def main() -> None:
             "ckks_method": ckks["method"],
         },
     }
-    path = write_results("he_aggregation", rows + sweep, meta, full=not args.quick)
+    path = write_results("he_aggregation", rows + sweep, meta)  # quick: he_aggregation_quick
     print()
     print_table(agg, TABLE)
     s = meta["summary"]

@@ -14,6 +14,7 @@ Layers (arrows point down; algorithms do not import each other):
 """
 
 import importlib
+from importlib import metadata as _metadata
 
 from labkit import config  # first: it quiets TensorFlow before anything imports it
 from labkit._checks import ParameterError
@@ -24,16 +25,13 @@ from labkit.config import is_full, scale, set_seed
 _MODULES = {"data", "models", "aggregation", "fl", "dp", "he", "attacks", "experiments",
             "plots", "results", "guide"}  # fmt: skip
 _NAMES = {
-    "Dataset": "data",
     "load_mnist": "data",
     "load_digits": "data",
     "load_breast_cancer": "data",
     "load_adult": "data",
     "load_dataset": "data",
     "build_model": "models",
-    "logistic": "models",
     "mlp": "models",
-    "cnn": "models",
     "count_params": "models",
     "use_style": "plots",
     "load_results": "results",
@@ -72,16 +70,13 @@ __all__ = [
     "is_full",
     "scale",
     # data and models
-    "Dataset",
     "load_mnist",
     "load_digits",
     "load_breast_cancer",
     "load_adult",
     "load_dataset",
     "build_model",
-    "logistic",
     "mlp",
-    "cnn",
     "count_params",
     # style, results, errors
     "use_style",
@@ -90,4 +85,18 @@ __all__ = [
     "ParameterError",
 ]
 
-__version__ = "0.2.0"
+
+def _version() -> str:
+    # One version: pyproject.toml's, as installed (`uv sync` installs labkit editable). A source
+    # tree on sys.path without an install reads the file itself.
+    try:
+        return _metadata.version("labkit")
+    except _metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+__version__ = _version()

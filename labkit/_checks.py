@@ -1,9 +1,15 @@
 """One set of argument checks for all of labkit.
 
-Every check takes the parameter's public name, returns the value converted to a plain Python
-type, and raises ``ParameterError`` (a ``ValueError``) naming the parameter, the value and the
-allowed range. NumPy scalars (``np.int64``, ``np.float32``) are accepted wherever the
-corresponding Python number is; ``bool`` is never a number here.
+The contract: every check takes the parameter's public name first and the value second
+(``check_int("num_clients", num_clients, 1)``), returns the value converted to a plain Python
+type (or a NumPy array), and raises ``ParameterError`` (a ``ValueError``) or a named subclass of
+it, naming the parameter, the value and the allowed range. NumPy scalars (``np.int64``,
+``np.float32``) are accepted wherever the corresponding Python number is; ``bool``, complex
+numbers, strings, NaN and infinity are never numbers here (unless a check says so).
+
+The DP checks named after their parameter (``check_epsilon``, ``check_delta``,
+``check_noise_multiplier``, ``check_l2_norm_clip``) take the same (name, value) pair; called with
+the value alone they use the parameter's usual name (``check_epsilon(0.5)``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
+    "FLOAT32_MAX",
     "ParameterError",
     "check_int",
     "check_float",
@@ -25,9 +32,14 @@ __all__ = [
     "check_noise_multiplier",
     "check_l2_norm_clip",
     "check_choice",
+    "check_bool",
+    "check_str",
+    "check_real_array",
     "check_finite_array",
     "check_labels",
 ]
+
+_NO_VALUE = object()  # marks the one-argument form check_epsilon(value)
 
 # Largest float32: a clip norm (or any value fed to a float32 model) beyond it becomes inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -46,8 +58,11 @@ def _show(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     if isinstance(value, np.generic):
-        return repr(value.item())
-    return repr(value)
+        value = value.item()
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:100] + f"... ({len(text)} characters)"
 
 
 def _is_real(value) -> bool:
@@ -62,6 +77,8 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     if not ok:
         if high is None:
             allowed = "an integer" if low is None else f"an integer >= {low}"
+        elif low is None:
+            allowed = f"an integer <= {high}"
         else:
             allowed = f"an integer in [{low}, {high}]"
         raise ParameterError(name, value, allowed)
@@ -79,9 +96,14 @@ def check_float(
     allow_inf: bool = False,
 ) -> float:
     """Return ``value`` as a float in the interval given by the bounds; NaN is never allowed."""
-    ok = _is_real(value) and not math.isnan(value)
+    ok = _is_real(value)
     if ok:
-        v = float(value)
+        try:
+            v = float(value)  # an int beyond float64 (10**400) overflows: refused below
+        except OverflowError:
+            v, ok = math.inf if value > 0 else -math.inf, allow_inf
+        ok = ok and not math.isnan(v)
+    if ok:
         ok = (allow_inf or math.isfinite(v)) and (v > low if low_open else v >= low)
         ok = ok and (v < high if high_open else v <= high)
     if not ok:
@@ -97,7 +119,7 @@ def check_float(
         else:
             allowed = f"{kind} in {lo}, {hi}"
         raise ParameterError(name, value, allowed)
-    return float(value)
+    return v
 
 
 def check_positive(name: str, value, *, allow_inf: bool = False) -> float:
@@ -110,47 +132,111 @@ def check_probability(name: str, value, *, allow_zero: bool = False) -> float:
     return check_float(name, value, 0.0, 1.0, low_open=not allow_zero)
 
 
-def check_epsilon(epsilon, name: str = "epsilon") -> float:
-    """Return ``epsilon`` as a float, or raise unless it is finite and > 0."""
-    return check_positive(name, epsilon)
+def _name_value(name, value, default: str):
+    # check_epsilon(value) is short for check_epsilon("epsilon", value)
+    return (default, name) if value is _NO_VALUE else (name, value)
 
 
-def check_delta(delta, name: str = "delta") -> float:
-    """Return ``delta`` as a float, or raise unless 0 < delta < 1."""
-    ok = _is_real(delta) and 0.0 < float(delta) < 1.0
-    if not ok:
-        raise ParameterError(name, delta, "in the open interval (0, 1)")
-    return float(delta)
+def check_epsilon(name, value=_NO_VALUE) -> float:
+    """Return epsilon as a float, or raise unless it is finite and > 0."""
+    name, value = _name_value(name, value, "epsilon")
+    return check_positive(name, value)
 
 
-def check_noise_multiplier(noise_multiplier, *, allow_zero: bool = True) -> float:
+def check_delta(name, value=_NO_VALUE) -> float:
+    """Return delta as a float, or raise unless 0 < delta < 1."""
+    name, value = _name_value(name, value, "delta")
+    return check_float(name, value, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def check_noise_multiplier(name, value=_NO_VALUE, *, allow_zero: bool = True) -> float:
     """Return the noise multiplier as a finite float >= 0 (> 0 unless ``allow_zero``).
 
     Infinity is refused everywhere: it is not "maximal privacy" but a NaN factory (inf * 0) and
     makes the accountants search forever. Pass a large finite value to study the limit.
     """
-    return check_float("noise_multiplier", noise_multiplier, 0.0, low_open=not allow_zero)
+    name, value = _name_value(name, value, "noise_multiplier")
+    return check_float(name, value, 0.0, low_open=not allow_zero)
 
 
-def check_l2_norm_clip(l2_norm_clip, name: str = "l2_norm_clip") -> float:
+def check_l2_norm_clip(name, value=_NO_VALUE) -> float:
     """Return the clip norm as a float in (0, float32 max]; larger overflows float32 norms."""
-    return check_float(name, l2_norm_clip, 0.0, FLOAT32_MAX, low_open=True)
+    name, value = _name_value(name, value, "l2_norm_clip")
+    return check_float(name, value, 0.0, FLOAT32_MAX, low_open=True)
 
 
 def check_choice(name: str, value, choices: Iterable):
-    """Return ``value`` if it is one of ``choices``."""
+    """Return ``value`` if it is one of ``choices`` (compared by type too: True is not 1)."""
     choices = tuple(choices)
-    if value not in choices:
+    try:
+        ok = not isinstance(value, np.ndarray) and any(
+            bool(value == c) and isinstance(value, bool | np.bool_) == isinstance(c, bool)
+            for c in choices
+        )
+    except (TypeError, ValueError):  # an array compared with a string, say
+        ok = False
+    if not ok:
         raise ParameterError(name, value, f"one of {choices}")
     return value
 
 
-def check_finite_array(name: str, values, dtype=np.float64) -> np.ndarray:
-    """Return ``values`` as an array of ``dtype``; raise if any entry is NaN or infinite."""
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (``np.bool_`` too); 'no', 0 and None are refused."""
+    if not isinstance(value, bool | np.bool_):
+        raise ParameterError(name, value, "True or False")
+    return bool(value)
+
+
+def check_str(name: str, value, *, allow_empty: bool = False) -> str:
+    """Return ``value`` if it is a string (non-empty unless ``allow_empty``)."""
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise ParameterError(name, value, "a string" if allow_empty else "a non-empty string")
+    return value
+
+
+def check_real_array(
+    name: str, values, dtype=np.float64, *, allow_empty: bool = True
+) -> np.ndarray:
+    """Return ``values`` as an array of ``dtype`` if every entry is a real number (NaN allowed).
+
+    Refused: strings, complex numbers (their imaginary part would be dropped), booleans,
+    ``None`` and ragged nesting. Integers too large for ``dtype`` become inf.
+    """
     try:
-        arr = np.asarray(values, dtype=dtype)
-    except (TypeError, ValueError) as err:
-        raise ParameterError(name, values, "an array of numbers") from err
+        raw = np.asarray(values)
+    except (TypeError, ValueError) as err:  # ragged lists
+        raise ParameterError(name, values, "an array of real numbers") from err
+    if raw.dtype.kind == "O":
+        flat = raw.ravel()
+        if not all(_is_real(v) for v in flat):
+            raise ParameterError(name, values, "an array of real numbers")
+    elif raw.dtype.kind not in "iuf":
+        raise ParameterError(name, values, "an array of real numbers", f"dtype {raw.dtype}")
+    if raw.size == 0 and not allow_empty:
+        raise ParameterError(name, raw, "at least one value")
+    if raw.dtype.kind == "O":  # Python ints beyond float64 overflow to inf, one by one
+        with np.errstate(over="ignore"):
+            return np.array([_to_float(v) for v in raw.ravel()], dtype).reshape(raw.shape)
+    with np.errstate(over="ignore"):
+        return raw.astype(dtype)
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def check_finite_array(
+    name: str, values, dtype=np.float64, *, allow_empty: bool = True
+) -> np.ndarray:
+    """Return ``values`` as an array of ``dtype``; raise unless every entry is a finite real.
+
+    Refused: strings, complex numbers (their imaginary part would be dropped), booleans,
+    ``None``, ragged nesting, NaN, infinity and values too large for ``dtype``.
+    """
+    arr = check_real_array(name, values, dtype, allow_empty=allow_empty)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ParameterError(name, arr, "finite everywhere", f"{bad} NaN or infinite value(s)")

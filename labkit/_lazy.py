@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
+__all__ = ["lazy_submodules"]
+
 
 def lazy_submodules(package: str, names: set[str]) -> Callable[[str], ModuleType]:
     """Return a module ``__getattr__`` that imports ``package.<name>`` for each of ``names``.

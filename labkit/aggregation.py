@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit._checks import ParameterError, check_finite_array
+from labkit._checks import ParameterError, check_bool, check_finite_array
 
 __all__ = [
     "Weights",
@@ -47,19 +47,26 @@ class Aggregator:
         return f"{type(self).__name__}()"
 
 
+def _is_list(value) -> bool:
+    return isinstance(value, list | tuple)
+
+
 def check_updates(updates: list[Weights]) -> None:
-    """Raise unless ``updates`` holds >= 1 client, all with the same shapes and finite values."""
-    if len(updates) == 0:
-        raise ParameterError("updates", updates, "at least one client's update")
+    """Raise unless ``updates`` holds >= 1 client, all with the same shapes and finite values.
+
+    Each update is a list of real arrays (one per model variable); strings, ``None``, complex
+    and boolean values are refused by name.
+    """
+    if not _is_list(updates) or len(updates) == 0:
+        raise ParameterError("updates", updates, "a non-empty list of client updates")
+    for k, u in enumerate(updates):
+        if not _is_list(u) or len(u) == 0:
+            raise ParameterError(f"updates[{k}]", u, "a non-empty list of arrays, one per variable")
     shapes = [np.shape(a) for a in updates[0]]
     for k, u in enumerate(updates):
-        if [np.shape(a) for a in u] != shapes:
-            raise ParameterError(f"updates[{k}]", [np.shape(a) for a in u], f"shapes {shapes}")
-        for i, a in enumerate(u):
-            if not np.all(np.isfinite(a)):
-                raise ParameterError(
-                    f"updates[{k}][{i}]", np.asarray(a), "finite", "the client's training diverged"
-                )
+        arrays = [check_finite_array(f"updates[{k}][{i}]", a) for i, a in enumerate(u)]
+        if [a.shape for a in arrays] != shapes:
+            raise ParameterError(f"updates[{k}]", [a.shape for a in arrays], f"shapes {shapes}")
 
 
 def check_num_examples(num_examples, num_clients: int, *, positive_total: bool = True):
@@ -69,7 +76,7 @@ def check_num_examples(num_examples, num_clients: int, *, positive_total: bool =
         raise ParameterError(
             "num_examples", num_examples, f"{num_clients} finite non-negative numbers"
         )
-    if positive_total and w.sum() <= 0:
+    if positive_total and not np.any(w > 0):
         raise ParameterError("num_examples", num_examples, "not all zero")
     return w
 
@@ -81,21 +88,29 @@ def weighted_mean(updates: list[Weights], num_examples, weighted: bool = True) -
     does not depend on the clients' order beyond rounding.
     """
     check_updates(updates)
+    weighted = check_bool("weighted", weighted)
     w = check_num_examples(num_examples, len(updates), positive_total=weighted)
-    p = w / w.sum() if weighted else np.full(len(updates), 1.0 / len(updates))
-    return [
-        np.tensordot(p, np.stack([u[i] for u in updates]).astype(np.float64), axes=1).astype(
-            np.asarray(updates[0][i]).dtype
-        )
-        for i in range(len(updates[0]))
-    ]
+    if weighted:
+        w = w / w.max()  # counts near 1e308 would overflow their sum to inf (and p to 0)
+        p = w / w.sum()
+    else:
+        p = np.full(len(updates), 1.0 / len(updates))
+    out = []
+    for i in range(len(updates[0])):
+        stacked = np.stack([np.asarray(u[i], dtype=np.float64) for u in updates])
+        # p_k <= 1 and sum p_k = 1, so sum_k p_k u_k stays within max |u_k|: no overflow
+        mean = np.tensordot(p, stacked, axes=1)
+        dtype = np.asarray(updates[0][i]).dtype
+        # integer updates give a float mean (the mean of 1 and 2 is 1.5, not 1)
+        out.append(mean.astype(dtype) if dtype.kind == "f" else mean)
+    return out
 
 
 class WeightedMean(Aggregator):
     """FedAvg's server: the mean of client updates weighted by example counts (or unweighted)."""
 
     def __init__(self, weighted: bool = True):
-        self.weighted = bool(weighted)
+        self.weighted = check_bool("weighted", weighted)
         self.name = "weighted mean" if self.weighted else "unweighted mean"
 
     def aggregate(self, updates: list[Weights], num_examples) -> Weights:

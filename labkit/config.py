@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "FULL_ENV_VAR",
+    "PROGRESS_ENV_VAR",
+    "DEFAULT_SEED",
     "is_full",
     "scale",
     "set_seed",

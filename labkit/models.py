@@ -6,7 +6,14 @@ import numpy as np
 import tensorflow as tf
 
 import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
-from labkit._checks import check_choice, check_finite_array, check_int, check_labels, check_positive
+from labkit._checks import (
+    check_bool,
+    check_choice,
+    check_finite_array,
+    check_int,
+    check_labels,
+    check_positive,
+)
 from labkit.data.text import CELLS, VOCAB, TextError
 
 __all__ = [
@@ -191,11 +198,11 @@ def build_char_lm(
     (batch, seq_len, vocab)); False predicts only the character after the window (the
     next-character task of ``labkit.fl``). 256 GRU units give about 230k parameters.
     """
-    if cell not in CELLS:
-        raise TextError(f"cell must be one of {CELLS}, got {cell!r}")
-    for name, v in (("seq_len", seq_len), ("units", units), ("embedding_dim", embedding_dim)):
-        if not (isinstance(v, int) and v >= 1):
-            raise TextError(f"{name} must be an integer >= 1, got {v!r}")
+    check_choice("cell", cell, CELLS)
+    seq_len, units = check_int("seq_len", seq_len, 1), check_int("units", units, 1)
+    embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+    vocab_size = check_int("vocab_size", vocab_size, 2)
+    return_sequences = check_bool("return_sequences", return_sequences)
     if seed is not None:
         tf.keras.utils.set_random_seed(int(seed))
     rnn = tf.keras.layers.GRU if cell == "gru" else tf.keras.layers.LSTM
@@ -233,7 +240,7 @@ def char_lm_layers(model):
         or not isinstance(layers[1], kinds[1])
         or type(layers[2]) is not tf.keras.layers.Dense
     ):
-        raise TextError(f"model {model.name!r} must be Embedding -> GRU/LSTM -> Dense")
+        raise TextError("model", model.name, "Embedding -> GRU/LSTM -> Dense (a char LM)")
     return layers
 
 
@@ -247,7 +254,7 @@ def rnn_step(rnn, mx, mr, state):
     act, rec = cell.activation, cell.recurrent_activation
     if hasattr(cell, "reset_after"):  # GRU
         if not cell.reset_after:
-            raise TextError("GRU must use reset_after=True (the Keras default)")
+            raise TextError("rnn", rnn.name, "a GRU with reset_after=True (the Keras default)")
         xz, xr, xh = tf.split(mx, 3, axis=-1)
         rz, rr, rh = tf.split(mr, 3, axis=-1)
         z, r = rec(xz + rz), rec(xr + rr)

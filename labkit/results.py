@@ -1,13 +1,30 @@
-"""Read the benchmark results that chapters quote, and condense them into a cost table."""
+"""Read the benchmark results that chapters quote, and condense them into a cost table.
+
+Where the results live: the ``results_dir`` argument of each function if given, else the folder
+named by the environment variable ``LABKIT_RESULTS``, else ``benchmarks/results`` of the source
+tree labkit is imported from (``uv sync`` installs it editable). An installed wheel has no
+source tree: set ``LABKIT_RESULTS`` (or pass ``results_dir``) to read results there.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
+from labkit._checks import ParameterError, check_str
+from labkit._tables import Table, format_table, show_table
+
 __all__ = [
+    "FLOAT32_BYTES",
+    "history_rows",
+    "combining_rows",
     "RESULTS_DIR",
+    "RESULTS_ENV",
+    "ResultsError",
+    "results_folder",
+    "Table",
     "load_results",
     "load_rows",
     "load_meta",
@@ -23,18 +40,57 @@ __all__ = [
 # benchmarks/results/ of the checkout labkit is imported from (an editable install, as set up
 # by `uv sync`); a chapter says so plainly when a file is missing rather than inventing numbers.
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS_ENV = "LABKIT_RESULTS"
 
 # Bytes of one float32 model parameter or plaintext value: the unencrypted baseline.
 FLOAT32_BYTES = 4
 
 
+class ResultsError(ParameterError):
+    """A results file that exists but is not ``{"meta": {...}, "rows": [...]}``; names the file."""
+
+
+def results_folder(results_dir: str | Path | None = None) -> Path:
+    """Return the results folder: ``results_dir``, else ``$LABKIT_RESULTS``, else the source's."""
+    if results_dir is None:
+        results_dir = os.environ.get(RESULTS_ENV) or RESULTS_DIR
+    if not isinstance(results_dir, str | os.PathLike) or not str(results_dir):
+        raise ParameterError("results_dir", results_dir, "a folder path (str or Path) or None")
+    return Path(results_dir)
+
+
+def _path(name: str, results_dir) -> Path:
+    check_str("name", name)
+    if Path(name).name != name or name.endswith(".json"):
+        raise ParameterError("name", name, "a benchmark name such as 'fedavg_rounds'")
+    return results_folder(results_dir) / f"{name}.json"
+
+
 def load_results(name: str, results_dir: str | Path | None = None):
-    """Return the parsed ``benchmarks/results/<name>.json``, or None when it was not recorded."""
-    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    """Return the parsed ``<results folder>/<name>.json``, or None when it was not recorded.
+
+    A file that exists but is empty or not JSON raises ``ResultsError`` naming the file.
+    """
+    path = _path(name, results_dir)
     if not path.is_file():
         return None
-    with path.open() as fh:
-        return json.load(fh)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsError(
+            f"results file {path}", "not JSON" if path.stat().st_size else "an empty file",
+            'a JSON object {"meta": {...}, "rows": [...]}',
+            f"{err}; re-run the benchmark that writes it",
+        ) from err  # fmt: skip
+
+
+def _rows_of(name: str, data, results_dir) -> list[dict]:
+    rows = data if isinstance(data, list) else data.get("rows", [data])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ResultsError(
+            f"rows of results file {_path(name, results_dir)}", rows, "a list of JSON objects"
+        )
+    return rows
 
 
 def load_rows(name: str, results_dir: str | Path | None = None, **select) -> list[dict]:
@@ -47,14 +103,21 @@ def load_rows(name: str, results_dir: str | Path | None = None, **select) -> lis
     data = load_results(name, results_dir)
     if data is None:
         return []
-    rows = data if isinstance(data, list) else data.get("rows", [data])
+    if not isinstance(data, dict | list):
+        raise ResultsError(f"results file {_path(name, results_dir)}", data, "a JSON object")
+    rows = _rows_of(name, data, results_dir)
     return [r for r in rows if all(r.get(k) == v for k, v in select.items())]
 
 
 def load_meta(name: str, results_dir: str | Path | None = None) -> dict:
     """Return the ``meta`` of ``<name>.json`` (machine, load, versions, settings); {} if none."""
     data = load_results(name, results_dir)
-    return data.get("meta", {}) if isinstance(data, dict) else {}
+    meta = data.get("meta", {}) if isinstance(data, dict) else {}
+    if not isinstance(meta, dict):
+        raise ResultsError(
+            f"meta of results file {_path(name, results_dir)}", meta, "a JSON object"
+        )
+    return meta
 
 
 def _fl_costs(rows: list[dict], speed: dict | None) -> list[dict]:
@@ -233,30 +296,30 @@ def _row(technique, measure, value, unit, source):
 
 
 def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
-    """Return headline costs of FL, DP and HE from the recorded full-mode benchmark results."""
-    return (
-        _fl_costs(
-            load_rows("fedavg_rounds", results_dir), load_results("fedavg_speed", results_dir)
-        )
-        + _dp_costs(load_rows("dpsgd_mnist", results_dir), load_rows("dpsgd_speed", results_dir))
-        + _he_costs(load_rows("he_aggregation", results_dir))
-    )
+    """Return headline costs of FL, DP and HE from the recorded full-mode benchmark results.
 
-
-def format_table(rows: list[dict], columns: list[str], precision: int = 3) -> str:
-    """Return ``rows`` as a Markdown table of ``columns``, floats at fixed significant digits.
-
-    A missing value (None, e.g. no epsilon without DP) shows as an en dash, not as "None".
+    A row missing a field the summary needs raises ``ResultsError`` naming its file.
     """
-
-    def cell(v):
-        if v is None:
-            return "–"
-        return f"{v:.{precision}g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    parts = (
+        ("fedavg_rounds", lambda: _fl_costs(
+            load_rows("fedavg_rounds", results_dir), load_results("fedavg_speed", results_dir))),
+        ("dpsgd_mnist", lambda: _dp_costs(
+            load_rows("dpsgd_mnist", results_dir), load_rows("dpsgd_speed", results_dir))),
+        ("he_aggregation", lambda: _he_costs(load_rows("he_aggregation", results_dir))),
+    )  # fmt: skip
+    out = []
+    for name, part in parts:
+        try:
+            out += part()
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as err:
+            if isinstance(err, ParameterError):
+                raise
+            raise ResultsError(
+                f"results behind {name}", f"{type(err).__name__}: {err}",
+                "rows with the fields the benchmark writes (numbers where numbers belong)",
+                "re-run the benchmarks that write these files",
+            ) from err  # fmt: skip
+    return out
 
 
 def rounds_table(rows: list[dict]) -> str:
@@ -326,13 +389,6 @@ def user_dp_costs(results_dir: str | Path | None = None) -> list[dict]:
 def _user_dp_row(r: dict, points_lost: float | None) -> dict:
     keys = ("num_clients", "clients_per_round", "noise_multiplier", "num_rounds", "epsilon")
     return {**{k: r[k] for k in keys}, "points_lost": points_lost}
-
-
-def show_table(rows: list[dict], columns: list[str], precision: int = 3):
-    """Return ``format_table(rows, columns)`` as a rendered ``IPython.display.Markdown``."""
-    from IPython.display import Markdown
-
-    return Markdown(format_table(rows, columns, precision=precision))
 
 
 def dp_accuracy_loss(max_epsilon: float = 3.0, results_dir: str | Path | None = None):

@@ -149,11 +149,11 @@ def test_partition_errors_name_the_parameter():
         lk.data.partition_iid(LABELS, 0)
     with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         lk.data.partition_dirichlet(LABELS, 10, alpha=0.0)
-    with pytest.raises(ValueError, match="must divide"):
+    with pytest.raises(lk.ParameterError, match="shards_per_client must be .* divides"):
         lk.data.partition_shards(LABELS, 7)
     with pytest.raises(ValueError, match="scheme must be one of"):
         lk.data.partition(LABELS, 10, "pathological")
-    with pytest.raises(ValueError, match="could not give every one"):
+    with pytest.raises(lk.ParameterError, match="alpha must be large enough .* 3 draws failed"):
         lk.data.partition_dirichlet(LABELS, 100, alpha=0.001, min_size=12, max_tries=3)
 
 

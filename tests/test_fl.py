@@ -276,7 +276,7 @@ def test_no_clients_and_empty_clients_raise(digits):
     update = lk.fl.make_client_update(_model(digits))
     with pytest.raises(ValueError, match="at least 1 example"):
         update(_weights(_model(digits)), *empty)
-    with pytest.raises(ValueError, match="weights must have shapes"):
+    with pytest.raises(ValueError, match=r"weights must be shapes \["):
         update(_weights(_model(digits))[:-1], digits.x_train[:5], digits.y_train[:5])
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 import labkit as lk
@@ -365,3 +366,54 @@ def test_extrapolated_rows_are_named():
         {"method": "c"},
     ]
     assert lk.results.extrapolated(rows) == ["a"]
+
+
+# --- the one writer (benchmarks/_common.write_results) ---------------------------------------
+@pytest.fixture
+def common(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.setenv(lk.results.RESULTS_ENV, str(tmp_path))
+    monkeypatch.delenv(lk.config.FULL_ENV_VAR, raising=False)
+    sys.modules.pop("_common", None)
+    return importlib.import_module("_common")
+
+
+def test_quick_runs_never_overwrite_full_results(common, tmp_path, monkeypatch):
+    full = common.write_results("bench", [{"a": 1}], {"n": 5}, full=True)
+    quick = common.write_results("bench", [{"a": 2}], {"n": 1})  # LABKIT_FULL unset: quick
+    assert (full.name, quick.name) == ("bench.json", "bench_quick.json")
+    assert lk.results.load_rows("bench", tmp_path) == [{"a": 1}]
+    monkeypatch.setenv(lk.config.FULL_ENV_VAR, "1")
+    assert common.write_results("bench", [{"a": 3}]).name == "bench.json"
+    assert lk.results.load_rows("bench") == [{"a": 3}]  # LABKIT_RESULTS is the folder
+    assert not list(tmp_path.glob("*.tmp"))  # replaced atomically
+
+
+def test_writer_records_date_versions_and_mode_itself(common, tmp_path):
+    common.write_results("bench", [{"a": 1}], {"date": "1999", "mode": "full", "n": 5,
+                                               "versions": {"extra": "1.0"}})  # fmt: skip
+    meta = lk.results.load_meta("bench_quick", tmp_path)
+    assert meta["mode"] == "quick" and meta["date"].startswith("20") and meta["n"] == 5
+    assert meta["versions"]["numpy"] == np.__version__ and meta["versions"]["extra"] == "1.0"
+    assert {"machine", "platform", "python", "load_average_1min"} <= set(meta)
+
+
+@pytest.mark.parametrize(("rows", "name"), [({"a": 1}, "rows"), ([{"a": 1}, 5], "rows[1]"),
+                                            ([{1: 2}], "rows[0]")])  # fmt: skip
+def test_writer_refuses_unstructured_rows(common, rows, name):
+    with pytest.raises(lk.ParameterError) as err:
+        common.write_results("bench", rows)
+    assert err.value.name == name
+
+
+def test_recorded_results_carry_date_and_versions():
+    for path in sorted(lk.results.RESULTS_DIR.glob("*.json")):
+        if path.stem in ("dpsgd_mnist",):  # rewritten by the DP-SGD branch (issue 20)
+            continue
+        meta = lk.results.load_meta(path.stem, path.parent)
+        assert meta.get("date") and meta.get("versions"), path.name
+        assert meta.get("mode") == "full", path.name

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labkit._checks import check_float, check_int
+from labkit._checks import check_choice, check_finite_array, check_float, check_int, check_str
 from labkit.config import make_rng
 from labkit.data.text import TextError, check_canary, encode
-from labkit.models import sequence_log_probs
+from labkit.models import char_lm_layers, sequence_log_probs
 
 __all__ = [
+    "ESTIMATORS",
     "ExposureError",
     "CanarySpace",
     "log_perplexity",
@@ -59,14 +60,12 @@ class CanarySpace:
     length: int = 5
 
     def __post_init__(self):
-        if not self.prefix:
-            raise ExposureError("prefix must be a non-empty string (the model starts from it)")
+        check_str("prefix", self.prefix)  # the model starts from it
+        check_str("alphabet", self.alphabet)
         if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
-            raise ExposureError(
-                f"alphabet must hold >= 2 distinct characters, got {self.alphabet!r}"
-            )
-        if not (isinstance(self.length, int) and self.length >= 1):
-            raise ExposureError(f"length must be an integer >= 1, got {self.length!r}")
+            raise ExposureError("alphabet", self.alphabet, ">= 2 distinct characters")
+        # a NumPy integer becomes a plain int
+        object.__setattr__(self, "length", check_int("length", self.length, 1))
 
     @property
     def size(self) -> int:
@@ -80,11 +79,12 @@ class CanarySpace:
 
     def index(self, secret: str) -> int:
         """Return the secret's position in the enumeration order (base-|alphabet| number)."""
-        if len(secret) != self.length or any(c not in self.alphabet for c in secret):
-            raise ExposureError(
-                f"secret {secret!r} is not in the space: {self.length} characters of "
-                f"{self.alphabet!r}"
-            )
+        if (
+            not isinstance(secret, str)
+            or len(secret) != self.length
+            or any(c not in self.alphabet for c in secret)
+        ):
+            raise ExposureError("secret", secret, f"{self.length} characters of {self.alphabet!r}")
         value = 0
         for c in secret:
             value = value * len(self.alphabet) + self.alphabet.index(c)
@@ -92,28 +92,48 @@ class CanarySpace:
 
     def secret(self, index: int) -> str:
         """Return the secret at ``index`` of the enumeration order."""
+        index = check_int("index", index, 0, self.size - 1)
         base, chars = len(self.alphabet), []
         for _ in range(self.length):
-            index, r = divmod(int(index), base)
+            index, r = divmod(index, base)
             chars.append(self.alphabet[r])
         return "".join(reversed(chars))
 
     def random_secrets(self, num: int, seed=None) -> list[str]:
         """Return ``num`` distinct secrets drawn uniformly from the space."""
-        if not (isinstance(num, int) and 1 <= num <= self.size):
-            raise ExposureError(f"num must be an integer in [1, |R|={self.size}], got {num!r}")
+        num = check_int("num", num, 1, self.size)
         rng = make_rng(seed)
         return [self.secret(i) for i in rng.choice(self.size, size=num, replace=False)]
 
 
+def _check_space(space) -> CanarySpace:
+    if not isinstance(space, CanarySpace):
+        raise ExposureError("space", space, "a CanarySpace")
+    return space
+
+
+def _context(model) -> int:
+    """Return the model's context length (seq_len); refuse what is not a character LM."""
+    try:
+        char_lm_layers(model)
+        return int(model.input_shape[1])
+    except (AttributeError, TypeError, IndexError) as err:
+        raise ExposureError(
+            "model", type(model).__name__, "a character LM (build_char_lm)"
+        ) from err
+
+
 def _check_fits(model, space: CanarySpace) -> None:
-    check_canary(space.prefix + space.alphabet[0] * space.length, int(model.input_shape[1]))
+    _check_space(space)
+    check_canary(space.prefix + space.alphabet[0] * space.length, _context(model))
     check_canary(space.alphabet, 10**9)  # every alphabet character must be in the vocabulary
 
 
 def log_perplexity(model, text: str) -> float:
     """Return ``-sum_{i>=2} log2 P(x_i | x_<i)`` of ``text`` (the first character is given)."""
-    check_canary(text, int(model.input_shape[1]))
+    check_canary(text, _context(model))
+    if len(text) < 2:  # nothing to score after the given first character
+        raise ExposureError("text", text, "at least 2 characters")
     codes = encode(text)
     logp = sequence_log_probs(model, codes[None, :-1])[0]
     return float(-logp[np.arange(len(codes) - 1), codes[1:]].sum())
@@ -161,9 +181,14 @@ def exposure_from_log_perplexities(canary: float, candidates) -> float:
 
     ``candidates`` is the whole space R, the canary included.
     """
-    cand = np.asarray(candidates, dtype=np.float64)
+    canary = check_float("canary", canary)
+    cand = check_finite_array("candidates", candidates).ravel()
     if cand.size == 0:
-        raise ExposureError("candidates must hold the whole candidate space, got 0 values")
+        raise ExposureError("candidates", cand, "the whole candidate space (>= 1 value)")
+    if canary > cand.max():  # R holds the canary: above them all, rank |R| + 1, exposure < 0
+        raise ExposureError(
+            "canary", canary, f"<= the largest candidate {cand.max():g} (R holds the canary)"
+        )
     rank = 1 + int(np.sum(cand < canary))
     return math.log2(cand.size) - math.log2(rank)
 
@@ -178,13 +203,14 @@ def chance_exposure(num_canaries: int = 1, level: float = 0.01) -> float:
     """
     num_canaries = check_int("num_canaries", num_canaries, 1)
     level = check_float("level", level, 0.0, 1.0, low_open=True, high_open=True)
-    return math.log2(num_canaries / level)
+    return math.log2(num_canaries) - math.log2(level)  # log2 of an int never overflows
 
 
 def exposure(model, space: CanarySpace, secret: str) -> dict:
     """Return the canary's exact exposure, rank and log-perplexity (the whole space scored)."""
+    index = _check_space(space).index(secret)  # before the (long) scoring
     lps = candidate_log_perplexities(model, space)
-    mine = float(lps[space.index(secret)])
+    mine = float(lps[index])
     value = exposure_from_log_perplexities(mine, lps)
     return {
         "exposure": value,
@@ -200,6 +226,10 @@ def sampled_log_perplexities(model, space: CanarySpace, secrets: list[str]) -> n
     import tensorflow as tf
 
     _check_fits(model, space)
+    if isinstance(secrets, str) or len(secrets) == 0:
+        raise ExposureError("secrets", secrets, "a non-empty list of secrets")
+    for s in secrets:
+        space.index(s)  # each secret must be in the space
     dist, state = _prefix_state(model, space)
     codes = np.stack([encode(s) for s in secrets])  # (n, length)
     lp = -dist[codes[:, 0]]
@@ -226,16 +256,15 @@ def sampled_exposure(
     ``'skewnorm'``: -log2 F(canary) with F a skew-normal fitted to the sample (Carlini et al.
     2019, Sec. 4.3): it extrapolates beyond the sample, with the fit's error.
     """
-    if estimator not in ESTIMATORS:
-        raise ExposureError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if not (isinstance(num_samples, int) and 1 <= num_samples):
-        raise ExposureError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    check_choice("estimator", estimator, ESTIMATORS)
+    _check_space(space)
+    num_samples = check_int("num_samples", num_samples, 1)
     if num_samples > space.size - 1:
         raise ExposureError(
-            f"num_samples={num_samples} is larger than the candidate space allows: |R|={space.size}"
-            f" leaves {space.size - 1} other candidates; use num_samples <= {space.size - 1} "
-            "or exact exposure()"
-        )
+            "num_samples", num_samples, f"<= {space.size - 1}, the other candidates of |R|",
+            f"num_samples={num_samples} is larger than the candidate space allows: "
+            f"|R|={space.size}; use exact exposure()",
+        )  # fmt: skip
     rng = make_rng(seed)
     me = space.index(secret)
     others: set[int] = set()
@@ -261,8 +290,7 @@ def complete_secret(model, space: CanarySpace, beam_width: int = 1) -> list[tupl
     """
     import tensorflow as tf
 
-    if not (isinstance(beam_width, int) and beam_width >= 1):
-        raise ExposureError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    beam_width = check_int("beam_width", beam_width, 1)
     _check_fits(model, space)
     codes = encode(space.alphabet)
     dist, state = _prefix_state(model, space)

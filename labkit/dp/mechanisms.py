@@ -31,6 +31,7 @@ from labkit._checks import (
 from labkit.config import make_rng
 
 __all__ = [
+    "check_sensitivity",
     "laplace_scale",
     "gaussian_sigma",
     "classic_gaussian_sigma",
@@ -78,7 +79,17 @@ def _check_rational(name: str, value, low: float = 0.0, strict: bool = True) -> 
 # --- continuous mechanisms (NumPy floats) --------------------------------------------------
 def laplace_scale(sensitivity: float, epsilon: float) -> float:
     """Return the Laplace scale b = sensitivity / epsilon that gives epsilon-DP (delta = 0)."""
-    return float(check_sensitivity(sensitivity)) / check_epsilon(epsilon)
+    sensitivity, epsilon = float(check_sensitivity(sensitivity)), check_epsilon(epsilon)
+    return _finite_scale(sensitivity / epsilon, epsilon)
+
+
+def _finite_scale(scale: float, epsilon: float) -> float:
+    # sensitivity / epsilon can overflow (epsilon = 1e-320): inf noise would release inf
+    if not math.isfinite(scale):
+        raise ParameterError(
+            "epsilon", epsilon, "large enough that sensitivity / epsilon is a finite float"
+        )
+    return scale
 
 
 def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
@@ -92,10 +103,18 @@ def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
     # dp-accounting's closed-form Gaussian privacy loss (Balle & Wang's delta(epsilon, sigma)),
     # searched over sigma: exact and instant at any epsilon, where a discretised PLD search
     # took seconds to minutes and gigabytes for large epsilon (small sigma).
-    loss = privacy_loss_mechanism.GaussianPrivacyLoss.from_privacy_guarantee(
-        pld_common.DifferentialPrivacyParameters(epsilon, delta), sensitivity=sensitivity
-    )
-    return float(loss.standard_deviation)
+    try:
+        loss = privacy_loss_mechanism.GaussianPrivacyLoss.from_privacy_guarantee(
+            pld_common.DifferentialPrivacyParameters(epsilon, delta), sensitivity=sensitivity
+        )
+        sigma = float(loss.standard_deviation)
+    except (OverflowError, ZeroDivisionError) as err:  # the search leaves float64
+        name, value = ("epsilon", epsilon) if epsilon < 1 else ("sensitivity", sensitivity)
+        raise ParameterError(
+            name, value, "such that sigma, about sensitivity / epsilon, is a finite float",
+            f"sensitivity={sensitivity:g}, epsilon={epsilon:g}",
+        ) from err  # fmt: skip
+    return _finite_scale(sigma, epsilon)
 
 
 def classic_gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
@@ -104,7 +123,7 @@ def classic_gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> 
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     if epsilon >= 1:
         raise ParameterError("epsilon", epsilon, "< 1 for the classic Gaussian bound")
-    return math.sqrt(2 * math.log(1.25 / delta)) * sensitivity / epsilon
+    return _finite_scale(math.sqrt(2 * math.log(1.25 / delta)) * sensitivity / epsilon, epsilon)
 
 
 def laplace_mechanism(value, sensitivity: float, epsilon: float, seed=None) -> np.ndarray:
@@ -131,7 +150,7 @@ def composed_epsilon(epsilons: list[float], delta: float = 0.0) -> float:
     ``delta = 0``: basic composition, the sum. ``delta > 0``: dp-accounting's PLD accountant,
     which is tighter than the sum (and than the advanced composition theorem) for many queries.
     """
-    eps = [check_epsilon(e, "epsilons[i]") for e in epsilons]
+    eps = [check_epsilon(f"epsilons[{i}]", e) for i, e in enumerate(epsilons)]
     if not eps:
         raise ParameterError("epsilons", epsilons, "a non-empty list")
     if delta == 0:
@@ -222,11 +241,32 @@ def discrete_gaussian(sigma: Number, size: int, rng: random.Random | None = None
     return np.array([sample_discrete_gaussian(sigma, rng) for _ in range(size)], dtype=np.int64)
 
 
-def _check_int_values(value) -> np.ndarray:
+_INT64 = np.iinfo(np.int64)
+
+
+def _check_int_values(value, name: str = "value") -> np.ndarray:
     arr = np.asarray(value)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ParameterError("value", arr, "integer-valued for an integer mechanism")
+    if arr.dtype.kind == "O" and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr.ravel()
+    ):
+        pass  # Python ints beyond int64: range-checked below
+    elif not np.issubdtype(arr.dtype, np.integer):
+        raise ParameterError(name, value, "integer-valued for an integer mechanism")
+    # compare as Python ints: np.uint64(2**64 - 1).astype(int64) would wrap to -1
+    if arr.size and (int(arr.max()) > _INT64.max or int(arr.min()) < _INT64.min):
+        raise ParameterError(name, value, "integers within int64")
     return arr.astype(np.int64)
+
+
+def _add_noise(arr: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Return arr + noise, refusing a sum that leaves int64 (it would wrap to -2^63)."""
+    exact = np.asarray(arr.astype(object) + noise.reshape(arr.shape).astype(object), object)
+    if exact.size and (max(exact.ravel()) > _INT64.max or min(exact.ravel()) < _INT64.min):
+        raise ParameterError(
+            "value", arr, "integers whose noisy release fits int64",
+            "the noise would carry it past +-2^63; use values further from the int64 limits",
+        )  # fmt: skip
+    return exact.astype(np.int64)
 
 
 def discrete_laplace_mechanism(
@@ -236,7 +276,7 @@ def discrete_laplace_mechanism(
     sensitivity = check_int("sensitivity", sensitivity, 1)
     scale = Fraction(sensitivity) / Fraction(check_epsilon(epsilon))  # exact, no rounding
     arr = _check_int_values(value)
-    return arr + discrete_laplace(scale, arr.size, rng).reshape(arr.shape)
+    return _add_noise(arr, discrete_laplace(scale, arr.size, rng))
 
 
 def discrete_gaussian_sigma(sensitivity: int, epsilon: float, delta: float) -> float:
@@ -267,7 +307,7 @@ def discrete_gaussian_mechanism(
     """Return integer ``value`` + exact discrete Gaussian noise for (epsilon, delta)-DP."""
     sigma = discrete_gaussian_sigma(sensitivity, epsilon, delta)
     arr = _check_int_values(value)
-    return arr + discrete_gaussian(sigma, arr.size, rng).reshape(arr.shape)
+    return _add_noise(arr, discrete_gaussian(sigma, arr.size, rng))
 
 
 # --- queries on a real table ---------------------------------------------------------------
@@ -288,7 +328,7 @@ def private_sum(
     upper = check_int("upper", upper)
     if upper <= lower:
         raise ParameterError("upper", upper, f"an integer > lower={lower}")
-    clamped = np.clip(_check_int_values(values), lower, upper)
+    clamped = np.clip(_check_int_values(values, "values"), lower, upper)
     sensitivity = max(abs(lower), abs(upper))
     return int(discrete_laplace_mechanism(int(clamped.sum()), sensitivity, epsilon, rng))
 

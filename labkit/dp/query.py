@@ -57,8 +57,13 @@ class GaussianSumQuery:
     def clip(self, vector: np.ndarray) -> tuple[np.ndarray, float]:
         """Return ``vector`` scaled to L2 norm <= ``l2_norm_clip``, and its norm before."""
         v = check_finite_array("vector", vector)
-        norm = float(np.linalg.norm(v))
-        return v * float(self.clip_factors(norm)), norm
+        peak = float(np.abs(v).max()) if v.size else 0.0
+        if peak == 0.0:
+            return v.copy(), 0.0
+        unit = v / peak  # ||v|| = peak ||v / peak||: squares of 1e300 would overflow to inf
+        r = float(np.linalg.norm(unit))
+        norm = peak * r
+        return (v.copy() if norm <= self.l2_norm_clip else unit * (self.l2_norm_clip / r)), norm
 
     def add_noise(self, total: np.ndarray, rng: np.random.Generator, share: float = 1.0):
         """Return ``total`` + N(0, (share * noise_std)^2) per coordinate (NumPy)."""

@@ -49,7 +49,7 @@ def canary_corpus(
     ``max_chars`` keeps only the start of the plays' text (quick mode).
     """
     if len(counts) > len(CANARY_NAMES):
-        raise text.TextError(f"counts may list up to {len(CANARY_NAMES)} canaries, got {counts}")
+        raise text.TextError("counts", counts, f"at most {len(CANARY_NAMES)} entries (canaries)")
     roles = text.load_roles(plays)
     corpus = text.role_text(roles)[:max_chars]
     cut = int(len(corpus) * (1.0 - heldout_fraction))
@@ -212,7 +212,7 @@ def federated_text(
     from labkit.dp import DPFedAvgAggregator
 
     if partition not in ("role", "iid"):
-        raise text.TextError(f"partition must be 'role' or 'iid', got {partition!r}")
+        raise text.TextError("partition", partition, "one of ('role', 'iid')")
     roles = text.load_roles(plays, min_chars=min_chars)
     clients, (x_te, y_te) = text.role_clients(roles, seq_len, stride=stride)
     if partition == "iid":

@@ -15,6 +15,8 @@ import tensorflow as tf
 from labkit.aggregation import Weights
 from labkit.config import make_rng
 
+__all__ = ["dense_layers", "CohortTrainer"]
+
 
 def dense_layers(model: tf.keras.Model) -> list | None:
     """Return ``[(kernel, bias, activation), ...]`` for a Flatten + Dense model, else None."""

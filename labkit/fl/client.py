@@ -47,7 +47,10 @@ def make_client_update(model: tf.keras.Model) -> ClientUpdate:
         raise ParameterError("model", model, "a built model with trainable variables")
     if len(model.non_trainable_variables):
         # Averaging only trainable weights would silently drop e.g. BatchNorm statistics.
-        raise ValueError("model has non-trainable variables; labkit.fl supports plain models only")
+        raise ParameterError(
+            "model", model.name, "a model without non-trainable variables (no BatchNorm)",
+            "labkit.fl averages trainable weights only",
+        )  # fmt: skip
     input_shape = tuple(model.input_shape[1:])
     spec = (
         tf.TensorSpec((None, *input_shape), tf.float32),
@@ -90,14 +93,14 @@ def make_client_update(model: tf.keras.Model) -> ClientUpdate:
         if batch_size is not None:
             batch_size = check_int("batch_size", batch_size, 1)
         lr = check_positive("learning_rate", learning_rate)
-        n = int(x.shape[0])
+        n = int(np.shape(x)[0]) if np.ndim(x) else 0
         if n == 0:
-            raise ValueError("client data must hold at least 1 example, got 0")
-        if int(y.shape[0]) != n:
-            raise ValueError(f"x and y must have the same length, got {n} and {int(y.shape[0])}")
+            raise ParameterError("x", x, "at least 1 example")
+        if int(np.shape(y)[0]) != n:
+            raise ParameterError("y", np.asarray(y), f"{n} labels, one per row of x")
         if [tuple(np.shape(w)) for w in weights] != shapes:
-            raise ValueError(
-                f"weights must have shapes {shapes}, got {[tuple(np.shape(w)) for w in weights]}"
+            raise ParameterError(
+                "weights", [tuple(np.shape(w)) for w in weights], f"shapes {shapes}"
             )
         rng = make_rng(seed)
         order = np.concatenate([rng.permutation(n) for _ in range(local_epochs)]).astype(np.int32)

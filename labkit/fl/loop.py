@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from labkit._checks import (
     ParameterError,
+    check_bool,
     check_finite_array,
     check_float,
     check_int,
@@ -184,20 +185,29 @@ def fedavg(
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, 1)
     lr = check_positive("learning_rate", learning_rate)
-    if len(clients) == 0:
-        raise ParameterError("clients", clients, "at least 1 client")
+    if not isinstance(clients, list | tuple) or len(clients) == 0:
+        raise ParameterError("clients", clients, "a non-empty list of (x, y) pairs")
+    for k, pair in enumerate(clients):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise ParameterError(f"clients[{k}]", pair, "an (x, y) pair")
+    if aggregator is not None and not callable(getattr(aggregator, "aggregate", None)):
+        raise ParameterError("aggregator", aggregator, "a labkit.aggregation.Aggregator or None")
+    if test_data is not None and not (isinstance(test_data, list | tuple) and len(test_data) == 2):
+        raise ParameterError("test_data", test_data, "an (x, y) pair or None")
+    vectorize = check_bool("vectorize", vectorize)
     m = num_sampled_clients(len(clients), client_fraction)
     if target_accuracy is not None:
         if test_data is None:
             raise ParameterError("test_data", None, "given when target_accuracy is set")
         target_accuracy = check_float("target_accuracy", target_accuracy, 0.0, 1.0)
-    data = [_client_tensors(k, x_k, y_k) for k, (x_k, y_k) in enumerate(clients)]
+    shape = _model_shape(model)
+    data = [_client_tensors(k, x_k, y_k, *shape) for k, (x_k, y_k) in enumerate(clients)]
     aggregator = WeightedMean() if aggregator is None else aggregator
     trainer = _cached(model, "cohort") if (vectorize and client_update is None) else None
     if trainer is None:
         trainer = OneByOne(client_update or _cached(model, "client_update"))
     evaluate = _cached(model, "evaluate") if test_data is not None else None
-    test = _client_tensors("test_data", *test_data) if test_data is not None else None
+    test = _client_tensors("test_data", *test_data, *shape) if test_data is not None else None
     rng = make_rng(seed)
 
     global_w = [v.numpy() for v in model.trainable_variables]
@@ -244,13 +254,37 @@ def fedavg(
     return history
 
 
-def _client_tensors(k, x, y) -> tuple[tf.Tensor, tf.Tensor]:
+def _model_shape(model) -> tuple[tuple | None, int | None]:
+    """Return the model's input shape (without the batch axis) and its number of classes."""
+    try:
+        inputs, outputs = tuple(model.input_shape[1:]), model.output_shape[-1]
+    except (AttributeError, RuntimeError):  # an unbuilt model: Keras checks later
+        return None, None
+    return inputs, (int(outputs) if outputs else None)
+
+
+def _fits(expected: tuple, got: tuple) -> bool:
+    return len(expected) == len(got) and all(
+        a is None or a == b for a, b in zip(expected, got, strict=True)
+    )
+
+
+def _client_tensors(k, x, y, input_shape=None, num_classes=None) -> tuple[tf.Tensor, tf.Tensor]:
     """Check one client's (or the test set's) data and convert it to tensors once."""
     name = f"clients[{k}]" if isinstance(k, int) else k
     if len(x) == 0:
         raise ParameterError(name, x, "at least 1 example")
     y = check_labels(f"{name} labels", y, len(x))
     x = check_finite_array(f"{name} inputs", x, np.float32)
+    if num_classes is not None and y.max() >= num_classes:
+        # sparse cross-entropy would fail deep in TensorFlow (or, on some kernels, give NaN)
+        raise ParameterError(
+            f"{name} labels", int(y.max()), f"class labels in [0, {num_classes}) for this model"
+        )
+    if input_shape is not None and not _fits(input_shape, x.shape[1:]):
+        raise ParameterError(
+            f"{name} inputs", x, f"rows of shape {input_shape}, as the model takes"
+        )
     return tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64)
 
 

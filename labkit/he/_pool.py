@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from labkit._checks import ParameterError, check_int
 from labkit.config import progress
 
-__all__ = ["Workers", "map_chunks"]
+__all__ = ["Workers", "map_chunks", "check_workers"]
 
 _BAR_MIN_ITEMS = 500  # below this a loop takes about a second or less at 2048 bits
 _CACHE: dict = {}  # in a worker: cache_key -> encryptor or decryptor

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 from phe import paillier
 
-from labkit._checks import ParameterError
+from labkit._checks import ParameterError, check_bool
 from labkit.aggregation import Aggregator, check_num_examples, flatten_weights, unflatten_weights
 from labkit.he._pool import Workers, check_workers
 from labkit.he.djn import FastEncryptor
 from labkit.he.encoding import check_values
-from labkit.he.keys import KeyMismatchError, check_private_key
+from labkit.he.keys import KeyMismatchError, check_private_key, check_public_key
 from labkit.he.packing import PackingSpec, quantize
 from labkit.he.vectors import (
     decrypt_vector,
@@ -37,10 +37,13 @@ def _check_vectors(updates: Sequence, name: str = "updates") -> list[np.ndarray]
 
 
 def _check_setup(public_key, private_key, spec, encryptor) -> None:
+    check_public_key("public_key", public_key)
     check_private_key(private_key, public_key)
     if not isinstance(spec, PackingSpec):
         raise ParameterError("spec", type(spec).__name__, "a PackingSpec")
     spec.slots(public_key)  # raises if not one slot fits the key
+    if encryptor is not None and not isinstance(encryptor, FastEncryptor):
+        raise ParameterError("encryptor", type(encryptor).__name__, "a FastEncryptor or None")
     if encryptor is not None and encryptor.public_key != public_key:
         raise KeyMismatchError(
             "encryptor", "built for another key", "built for the public key it encrypts under"
@@ -72,6 +75,7 @@ def secure_aggregate(
     weighted sum, or with ``mean=True`` the weighted mean; weights default to 1 per update.
     """
     _check_setup(public_key, private_key, spec, encryptor)
+    mean = check_bool("mean", mean)
     vectors = _check_vectors(updates)
     w = spec.check_weights([1] * len(vectors) if weights is None else weights, len(vectors))
     for k, v in enumerate(vectors):
@@ -128,8 +132,8 @@ class SecureAggregator(Aggregator):
         self.public_key = public_key
         self._private_key = private_key
         self.spec = spec
-        self.weighted = bool(weighted)
-        self.clip = bool(clip)
+        self.weighted = check_bool("weighted", weighted)
+        self.clip = check_bool("clip", clip)
         self.encryptor = FastEncryptor(public_key) if encryptor is None else encryptor
         self.workers = check_workers(workers)
         self.history: list[dict] = []

@@ -16,7 +16,7 @@ from phe import paillier
 from labkit._checks import ParameterError, check_int
 from labkit.he.keys import KeyMismatchError, ValueRangeError, security_bits
 
-__all__ = ["FastEncryptor", "CrtDecryptor"]
+__all__ = ["FastEncryptor", "CrtDecryptor", "TABLE_BUDGET_BYTES"]
 
 TABLE_BUDGET_BYTES = 20 * 2**20  # largest fixed-base table built by default (measured: wider
 # windows than 10 bits at a 224-bit exponent build slower and encrypt no faster)

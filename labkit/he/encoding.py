@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labkit._checks import ParameterError, check_int
+from labkit._checks import ParameterError, check_int, check_real_array
 from labkit.he.keys import NonFiniteValueError, ValueRangeError
 
 __all__ = ["FixedPoint", "check_values"]
@@ -15,10 +15,7 @@ __all__ = ["FixedPoint", "check_values"]
 
 def check_values(values, name: str = "values", allow_empty: bool = False) -> np.ndarray:
     """Return ``values`` as a 1-D float64 array; refuse NaN, infinity and (unless allowed) empty."""
-    try:
-        arr = np.asarray(values, dtype=np.float64).ravel()
-    except (TypeError, ValueError) as err:
-        raise ParameterError(name, values, "an array of real numbers") from err
+    arr = check_real_array(name, values).ravel()  # refuses strings, complex, bool, None
     if arr.size == 0 and not allow_empty:
         raise ParameterError(name, arr, "at least one value")
     bad = ~np.isfinite(arr)

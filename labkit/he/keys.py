@@ -15,6 +15,8 @@ from phe import paillier
 from labkit._checks import ParameterError, check_int
 
 __all__ = [
+    "MIN_KEY_BITS",
+    "check_key_length",
     "DEFAULT_KEY_BITS",
     "MIN_SECURE_KEY_BITS",
     "HEError",
@@ -29,6 +31,7 @@ __all__ = [
     "generate_keypair",
     "cached_keypair",
     "ciphertext_bytes",
+    "check_public_key",
     "check_same_key",
     "check_private_key",
 ]
@@ -131,6 +134,13 @@ def ciphertext_bytes(public_key: paillier.PaillierPublicKey, s: int = 1) -> int:
 
 def _tail(public_key) -> str:
     return f"the key with modulus ...{public_key.n % 10**6:06d}"
+
+
+def check_public_key(name: str, public_key) -> paillier.PaillierPublicKey:
+    """Return ``public_key`` if it is a phe ``PaillierPublicKey``."""
+    if not isinstance(public_key, paillier.PaillierPublicKey):
+        raise ParameterError(name, type(public_key).__name__, "a phe PaillierPublicKey")
+    return public_key
 
 
 def check_same_key(items: Sequence, public_key=None, name: str = "vectors"):

@@ -21,6 +21,7 @@ from labkit.he.encoding import check_values
 from labkit.he.keys import HeadroomError, ValueRangeError
 
 __all__ = [
+    "MAX_SLOT_BITS",
     "PackingSpec",
     "quantize",
     "dequantize",
@@ -66,6 +67,12 @@ class PackingSpec:
         for name, value in (("low", low), ("high", high), ("precision_bits", pb)):
             object.__setattr__(self, name, value)  # NumPy scalars become plain numbers
         object.__setattr__(self, "max_summands", ms)
+        if not self.step >= np.finfo(np.float64).tiny:  # 5e-324 wide: step 0, every value 0
+            raise ParameterError(
+                "high", high, f"far enough above low={low} for {pb}-bit levels",
+                f"the step (high - low) / {self.levels} is {self.step:g}, below float64's "
+                "smallest normal number",
+            )  # fmt: skip
         if self.slot_bits > MAX_SLOT_BITS:
             raise ParameterError(
                 "precision_bits",
@@ -125,8 +132,16 @@ class PackingSpec:
         return out
 
     def max_error(self, total_weight: int = 1) -> float:
-        """Return the bound on |decoded - exact| for a sum of total integer weight."""
-        return check_int("total_weight", total_weight, 1) * self.step / 2
+        """Return the bound on |decoded - exact| for a sum of total integer weight.
+
+        Half a step per summand, plus float64 rounding in ``quantize`` (x - low, the division by
+        the step) and ``dequantize`` (W low + levels step): a few ulps of the range per
+        summand, which at 52 precision bits is as large as the step itself.
+        """
+        w = check_int("total_weight", total_weight, 1)
+        eps = float(np.finfo(np.float64).eps)
+        span, top = self.high - self.low, max(abs(self.low), abs(self.high))
+        return w * (self.step / 2 + 2 * eps * (span + top))
 
 
 def check_integer_weights(weights, num: int | None = None, name: str = "weights") -> list[int]:

@@ -19,7 +19,7 @@ import gmpy2
 import numpy as np
 from phe import paillier
 
-from labkit._checks import ParameterError, check_float
+from labkit._checks import ParameterError, check_bool, check_float
 from labkit.config import progress
 from labkit.he._pool import check_workers, map_chunks
 from labkit.he.djn import CrtDecryptor, FastEncryptor
@@ -28,6 +28,7 @@ from labkit.he.keys import (
     KeyMismatchError,
     ValueRangeError,
     check_private_key,
+    check_public_key,
     check_same_key,
     ciphertext_bytes,
 )
@@ -56,10 +57,18 @@ _BAR_MIN_ITEMS = 500
 
 @dataclass
 class EncryptedVector:
-    """A vector encrypted value by value: phe ``EncryptedNumber``s sharing one exponent."""
+    """A vector encrypted value by value: phe ``EncryptedNumber``s sharing one exponent.
+
+    ``bound`` is a public bound on every value's |integer code|: a power of two at least the
+    largest code at encryption (it reveals only that code's bit length, the range a deployment
+    declares anyway), carried through sums and weights. A result whose bound exceeds the key's
+    ``max_int`` is refused before it is computed: it would decrypt to a wrong value. ``None``
+    (a vector built by hand) counts as ``max_int``.
+    """
 
     public_key: paillier.PaillierPublicKey
     numbers: list = field(repr=False)
+    bound: int | None = None
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -135,6 +144,9 @@ def encrypt_vector(
     encryptor: FastEncryptor | None = None,
 ) -> EncryptedVector:
     """Encrypt each value in fixed point; phe's encryption unless a FastEncryptor is given."""
+    check_public_key("public_key", public_key)
+    if fixed_point is not None and not isinstance(fixed_point, FixedPoint):
+        raise ParameterError("fixed_point", fixed_point, "a FixedPoint or None")
     fp = fixed_point or FixedPoint()
     codes = fp.encode(check_values(values))
     limit = public_key.max_int
@@ -147,11 +159,12 @@ def encrypt_vector(
                 f"use fewer frac_bits than {fp.frac_bits} or a larger key",
             )
     enc = None if encryptor is None else _check_encryptor(encryptor, public_key)
+    bound = 1 << max((abs(c) for c in codes), default=0).bit_length()
     numbers_ = []
     for c in progress(codes, desc="encrypt", disable=len(codes) < _BAR_MIN_ITEMS):
         encoded = paillier.EncodedNumber(public_key, c % public_key.n, fp.exponent)
         numbers_.append(enc.encrypt_encoded(encoded) if enc else public_key.encrypt(encoded))
-    return EncryptedVector(public_key, numbers_)
+    return EncryptedVector(public_key, numbers_, min(bound, limit))
 
 
 def encrypt_packed(
@@ -165,6 +178,7 @@ def encrypt_packed(
 
     ``workers``: 1 (inline), an integer > 1 (a pool for this call) or a ``Workers`` pool.
     """
+    check_public_key("public_key", public_key)
     if not isinstance(spec, PackingSpec):
         raise ParameterError("spec", type(spec).__name__, "a PackingSpec")
     levels = quantize(values, spec)  # refuses NaN/inf/out-of-range before any encryption
@@ -179,7 +193,9 @@ def _packed_weighted_sum(vectors: Sequence[PackedVector], weights: list[int], me
     first = vectors[0]
     for i, v in enumerate(vectors):
         if not isinstance(v, PackedVector):
-            raise TypeError(f"vectors[{i}] is {type(v).__name__}; cannot mix it with PackedVector")
+            raise ParameterError(
+                f"vectors[{i}]", type(v).__name__, "a PackedVector, like vectors[0]"
+            )
         if v.spec != first.spec or v.length != first.length or v.s != first.s:
             raise ParameterError(
                 f"vectors[{i}]", f"spec {v.spec}, length {v.length}, s={v.s}",
@@ -206,6 +222,9 @@ def _combine(vectors: Sequence, weights, mean: bool):
     vectors = list(vectors)
     if not vectors:
         raise ParameterError("vectors", vectors, "at least one encrypted vector")
+    for i, v in enumerate(vectors):
+        if not isinstance(v, EncryptedVector | PackedVector):
+            raise ParameterError(f"vectors[{i}]", type(v).__name__, "an encrypted vector")
     check_same_key(vectors)
     if isinstance(vectors[0], PackedVector):
         return _packed_weighted_sum(vectors, check_integer_weights(weights, len(vectors)), mean)
@@ -216,12 +235,13 @@ def _combine(vectors: Sequence, weights, mean: bool):
     length = len(vectors[0])
     for i, v in enumerate(vectors):
         if not isinstance(v, EncryptedVector):
-            raise TypeError(f"vectors[{i}] is {type(v).__name__}, expected EncryptedVector")
+            raise ParameterError(f"vectors[{i}]", type(v).__name__, "an EncryptedVector")
         if len(v) != length:
             raise ParameterError(f"vectors[{i}]", f"length {len(v)}", f"length {length}")
     total = float(sum(w))
     if mean and total <= 0:
         raise ParameterError("weights", w, "a positive total for a weighted mean")
+    bound = _result_bound(vectors, w, 1.0 / total if mean else None)
     numbers_ = []
     for j in range(length):
         acc = None
@@ -229,7 +249,39 @@ def _combine(vectors: Sequence, weights, mean: bool):
             term = v.numbers[j] if wi == 1 else v.numbers[j] * wi  # phe encodes the weight
             acc = term if acc is None else acc + term
         numbers_.append(acc * (1.0 / total) if mean else acc)
-    return EncryptedVector(vectors[0].public_key, numbers_)
+    return EncryptedVector(vectors[0].public_key, numbers_, bound)
+
+
+def _result_bound(vectors, weights, scale) -> int:
+    """Return a bound on the result's |code|, or raise if it could pass the key's max_int.
+
+    phe multiplies codes by the weight's own code and aligns exponents by multiplying by powers
+    of 16, so the bound follows the same steps: no value is decrypted to compute it.
+    """
+    pk = vectors[0].public_key
+    limit = pk.max_int
+    terms = []
+    for wi, v in zip(weights, vectors, strict=True):
+        b = limit if v.bound is None else v.bound
+        exponent = v.numbers[0].exponent if len(v) else 0
+        if wi != 1:
+            enc = paillier.EncodedNumber.encode(pk, wi)
+            code = enc.encoding if enc.encoding <= limit else pk.n - enc.encoding
+            b, exponent = b * code, exponent + enc.exponent
+        terms.append((b, exponent))
+    low = min(e for _, e in terms)
+    bound = sum(b * 16 ** (e - low) for b, e in terms)  # phe decreases exponents to add
+    if scale is not None:
+        enc = paillier.EncodedNumber.encode(pk, scale)
+        bound *= enc.encoding
+    if bound > limit:
+        raise ValueRangeError(
+            "vectors", f"a result needing |code| up to {bound.bit_length()} bits",
+            f"|code| <= max_int ({limit.bit_length()} bits) of this key",
+            "the sum would decrypt to a wrong value; use fewer frac_bits, smaller values "
+            "or a larger key",
+        )  # fmt: skip
+    return max(bound, 1)
 
 
 def _check_weight(i: int, wi):
@@ -265,8 +317,11 @@ def decrypt_vector(
     Packed vectors are decrypted by CRT (``CrtDecryptor``), on ``workers`` processes if asked.
     """
     if not isinstance(encrypted, EncryptedVector | PackedVector):
-        raise TypeError(f"expected EncryptedVector or PackedVector, got {type(encrypted).__name__}")
+        raise ParameterError(
+            "encrypted", type(encrypted).__name__, "an EncryptedVector or PackedVector"
+        )
     check_private_key(private_key, encrypted.public_key)
+    integers = check_bool("integers", integers)
     if isinstance(encrypted, PackedVector):
         spec = encrypted.spec
         dec = CrtDecryptor(private_key, encrypted.s)
