@@ -1,6 +1,6 @@
 """DP-SGD step time: non-private vs labkit vs TF Privacy's fastest, interleaved in one process.
 
-Usage: LABKIT_FULL=1 nice -n 10 uv run python benchmarks/dpsgd_speed.py   (about 15 minutes)
+Usage: LABKIT_FULL=1 nice -n 10 uv run python benchmarks/dpsgd_speed.py   (15-30 minutes)
        (without LABKIT_FULL: a quick run, fewer and shorter rounds, results/dpsgd_speed_quick.json)
 
 Measured honestly on a shared machine: all methods compared on one model run in one process
@@ -21,7 +21,8 @@ cost of clipping from the cost of drawing noise, and ``noise-only`` times ``add_
 
 Rows keep the earlier keys (``examples_per_s``, ``ratio_to_nonprivate``, ``peak_rss_mb``,
 ``fraction_of_peak``, ...) and add ``ratio_rounds``, ``ratio_min``/``ratio_max``,
-``load_before``/``load_after`` and ``interleaved``. ``peak_rss_mb`` is the process's peak
+``cpu_ratio_to_nonprivate`` (the same median over process CPU time, less sensitive to other
+jobs), ``load_before``/``load_after`` and ``interleaved``. ``peak_rss_mb`` is the process's peak
 resident memory right after the method's warm-up (methods warm up one after another, the
 non-private first, so it grows along a model's rows: a method's own cost is its increase).
 """
@@ -41,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labkit as lk  # noqa: E402
 
 BATCH = 256
-ROUNDS = lk.scale(2, 8)
-BLOCK_SECONDS = lk.scale(0.3, 1.5)
+ROUNDS = lk.scale(2, 16)
+BLOCK_SECONDS = lk.scale(0.3, 0.75)  # short blocks, many rounds: a pair sees the same load
 MODELS = ("mlp", "cnn", "gru_lm")
 LM = dict(seq_len=lk.scale(32, 48), units=lk.scale(48, 256))  # chapter 08's LM (full: 230k)
 MATMUL_N = 1024
@@ -182,14 +183,18 @@ def _make_step(model_name: str, variant: str):
     return (lambda xb, yb: dp.step(xb, yb, float(BATCH), BATCH)), model
 
 
-def _block(step, model, batches, seconds: float) -> float:
-    """Run ``step`` for about ``seconds`` (at least one step); return seconds per step."""
-    steps, start = 0, time.perf_counter()
+def _block(step, model, batches, seconds: float) -> tuple[float, float]:
+    """Run ``step`` for about ``seconds`` (at least one step); return (wall, CPU) s per step.
+
+    CPU time (all of the process's threads) is less sensitive to other jobs than wall time
+    (it does not count waiting for a core), so its ratios are recorded beside the wall ones.
+    """
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while steps == 0 or time.perf_counter() - start < seconds:
         step(*batches[steps % len(batches)])
         steps += 1
     model.trainable_variables[0].numpy()  # wait for the last step
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
 def _worker(model_name: str) -> list[dict]:
@@ -216,12 +221,16 @@ def _worker(model_name: str) -> list[dict]:
             }
     load_before = round(os.getloadavg()[0], 2)
     times = {v: [] for _, v, *_ in methods}
+    cpu_times = {v: [] for _, v, *_ in methods}
     for r in range(ROUNDS):
         order = methods if r % 2 == 0 else methods[::-1]  # ABBA: no method always goes first
         for _, variant, *_ in order:
-            times[variant].append(_block(steps[variant], models[variant], batches, BLOCK_SECONDS))
+            wall, cpu = _block(steps[variant], models[variant], batches, BLOCK_SECONDS)
+            times[variant].append(wall)
+            cpu_times[variant].append(cpu)
     load_after = round(os.getloadavg()[0], 2)
     base = np.array(times["non-private"])
+    cpu_base = np.array(cpu_times["non-private"])
     big = _matmul_gflops(MATMUL_N, MATMUL_N, MATMUL_N, seconds=2.0)
     rows = []
     for library, variant, private, display, _ in methods:
@@ -240,6 +249,8 @@ def _worker(model_name: str) -> list[dict]:
             "ratio_to_nonprivate": float(np.median(ratios)),
             "ratio_rounds": [round(float(x), 4) for x in ratios],
             "ratio_min": float(ratios.min()),
+            "cpu_seconds_per_step": float(np.median(cpu_times[variant])),
+            "cpu_ratio_to_nonprivate": float(np.median(np.array(cpu_times[variant]) / cpu_base)),
             "ratio_max": float(ratios.max()),
             "rounds": ROUNDS,
             "interleaved": True,
@@ -322,7 +333,7 @@ def main() -> None:
     print_table(
         [r for r in rows if "examples_per_s" in r],
         ["model", "method", "examples_per_s", "ratio_to_nonprivate", "ratio_min", "ratio_max",
-         "peak_rss_mb", "load_before", "load_after"],
+         "cpu_ratio_to_nonprivate", "peak_rss_mb", "load_before", "load_after"],
     )  # fmt: skip
     print(f"wrote {path}")
 

@@ -134,6 +134,21 @@ class DPSGD:
     teaching and tests, like Opacus's ``secure_mode=False`` - and predictable by anyone who knows
     the seed. ``loss(y, logits)`` must return one loss per example (or per example and
     position, summed per example); a reduced (scalar) loss is refused.
+
+    Args:
+        model: a Sequential or functional chain of registered layers (``labkit.dp.layers``)
+            for ``'ghost'`` / ``'ghost-recurrent'``; any Keras model for ``'vectorized'``.
+        l2_norm_clip: C, the per-example gradient norm bound (> 0).
+        noise_multiplier: z >= 0; noise std z * C on the clipped sum (``GaussianSumQuery``).
+        learning_rate, momentum: SGD with momentum in [0, 1).
+        method: ``'ghost'``, ``'ghost-recurrent'`` (the same rules) or ``'vectorized'``.
+        loss: per-example ``loss(y, logits)``; default sparse cross-entropy from logits.
+        jit_compile: XLA for the clipped sum (used by ``'vectorized'``).
+        seed: None for OS-seeded noise, an int for reproducible noise.
+
+    Raises:
+        ParameterError: before any training, for a bad argument, a model holding NaN, or a
+        layer, option or model kind without an exact rule (named, with the option).
     """
 
     # Explicit per-example gradients (k*c floats per example, one batched matmul) cost fewer
