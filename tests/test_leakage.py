@@ -46,13 +46,13 @@ def test_deep_leakage_lbfgs_recovers_a_known_image(mnist):
 def test_bad_input(mnist):
     model = lk.build_model("logistic", mnist.input_shape, 10, seed=0)
     grads = lk.attacks.model_gradients(model, mnist.x_train[:1], mnist.y_train[:1])
-    with pytest.raises(ValueError, match="grads must have shapes"):
+    with pytest.raises(ValueError, match=r"grads must be shapes \["):
         lk.attacks.reconstruct_input_analytic(model, grads[:1])
     with pytest.raises(ValueError, match="label must be an integer in"):
         lk.attacks.deep_leakage(model, grads, label=10)
     with pytest.raises(ValueError, match="max_iter"):
         lk.attacks.deep_leakage(model, grads, max_iter=0)
-    with pytest.raises(ValueError, match="bias gradient is all zero"):
+    with pytest.raises(ValueError, match="grads must be a nonzero first-layer bias gradient"):
         lk.attacks.reconstruct_input_analytic(model, [np.zeros_like(g) for g in grads])
-    with pytest.raises(ValueError, match="x must have shape"):
+    with pytest.raises(ValueError, match=r"x must be shape \(n >= 1, "):
         lk.attacks.model_gradients(model, mnist.x_train[:1].reshape(1, -1), mnist.y_train[:1])

@@ -170,7 +170,7 @@ def output_bias_gradient(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     bias = model.trainable_variables[-1]
     if len(bias.shape) != 1:
-        raise ValueError("the model's last trainable variable must be the output bias")
+        raise ParameterError("model", model.name, "a model whose last variable is the output bias")
     with tf.GradientTape() as tape:
         logits = model(x, training=False)
         loss = tf.reduce_mean(
@@ -214,7 +214,7 @@ def _dense_kernel_bias(model):
 
     dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
     if not dense or not dense[0].use_bias or not dense[-1].use_bias:
-        raise ValueError("model must contain Dense layers with biases (first and last)")
+        raise ParameterError("model", model.name, "Dense layers with biases (first and last)")
     return dense
 
 
@@ -222,7 +222,7 @@ def _check_grads(model, grads) -> list[np.ndarray]:
     grads = [np.asarray(g) for g in grads]
     shapes = [tuple(v.shape) for v in model.trainable_variables]
     if [g.shape for g in grads] != shapes:
-        raise ValueError(f"grads must have shapes {shapes}, got {[g.shape for g in grads]}")
+        raise ParameterError("grads", [g.shape for g in grads], f"shapes {shapes}")
     return grads
 
 
@@ -232,10 +232,8 @@ def model_gradients(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
 
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != tuple(model.input_shape[1:]) or len(x) == 0:
-        raise ValueError(
-            f"x must have shape (n >= 1, {', '.join(map(str, model.input_shape[1:]))}), "
-            f"got {x.shape}"
-        )
+        want = ", ".join(map(str, model.input_shape[1:]))
+        raise ParameterError("x", x, f"shape (n >= 1, {want})")
     with tf.GradientTape() as tape:
         logits = model(x, training=False)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(np.asarray(y), logits))
@@ -259,7 +257,10 @@ def reconstruct_input_analytic(model, grads) -> np.ndarray:
     g_kernel = grads[ids.index(id(first.kernel))]
     g_bias = grads[ids.index(id(first.bias))]
     if not np.any(g_bias != 0):
-        raise ValueError("the first layer's bias gradient is all zero: nothing to divide by")
+        raise ParameterError(
+            "grads", "a zero first-layer bias gradient", "a nonzero first-layer bias gradient",
+            "nothing to divide by",
+        )  # fmt: skip
     # Average over the units with the largest |dL/db|, the best-conditioned divisions.
     j = np.argsort(-np.abs(g_bias))[: max(1, int(np.sum(np.abs(g_bias) > 0) // 4))]
     x = np.mean(g_kernel[:, j] / g_bias[j], axis=1)

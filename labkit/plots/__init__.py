@@ -11,6 +11,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from labkit._checks import ParameterError
 from labkit._lazy import lazy_submodules
 
 __all__ = [
@@ -302,7 +303,7 @@ def plot_rounds_curves(rows: Sequence[Mapping], logx: bool = True):
     """
     panels = sorted({(r["model"], r["partition"]) for r in rows})
     if not panels:
-        raise ValueError("rows must hold at least one fedavg_rounds row, got 0")
+        raise ParameterError("rows", rows, "at least one fedavg_rounds row")
     fig, axes = new_figure(len(panels), 1, figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, (model_name, part) in zip(axes[0], panels, strict=True):
         chosen = [r for r in rows if (r["model"], r["partition"]) == (model_name, part)]
