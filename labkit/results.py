@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from labkit._checks import ParameterError, check_str
+from labkit._checks import ParameterError, check_positive, check_str
 from labkit._tables import Table, format_table, show_table
 
 __all__ = [
@@ -397,6 +397,7 @@ def dp_accuracy_loss(max_epsilon: float = 3.0, results_dir: str | Path | None = 
     Best non-private accuracy minus the best DP-SGD accuracy with ``epsilon <= max_epsilon`` in
     ``dpsgd_mnist.json`` (rows selected by ``method``); None when either is not recorded.
     """
+    max_epsilon = check_positive("max_epsilon", max_epsilon)
     private = [
         r for r in load_rows("dpsgd_mnist", results_dir, method="DP-SGD")
         if r["epsilon"] <= max_epsilon

@@ -434,3 +434,8 @@ def test_dpfedavg_aggregator_refuses(args, name):
     from labkit.dp import DPFedAvgAggregator
 
     named(name, DPFedAvgAggregator, *args)
+
+
+@pytest.mark.parametrize("max_epsilon", [math.nan, -0.5, 0, "3", None, math.inf])
+def test_dp_accuracy_loss_refuses_max_epsilon(tmp_path, max_epsilon):
+    named("max_epsilon", lk.results.dp_accuracy_loss, max_epsilon, tmp_path)
