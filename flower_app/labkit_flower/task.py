@@ -132,7 +132,7 @@ def check_partitions(partitions, num_clients: int | None = None) -> None:
         if np.asarray(part).size == 0:
             raise TaskConfigError(
                 f"partitions[{k}]",
-                "empty",
+                np.asarray(part),
                 "non-empty: every client needs at least 1 example",
                 f"sizes {[int(np.size(p)) for p in partitions]}",
             )
