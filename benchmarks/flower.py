@@ -3,7 +3,9 @@
 One task (MNIST subset, IID, logistic regression, FedAvg E=1 B=10) on every engine:
 - labkit's loop (``lk.fl.fedavg`` with ``make_client_update``) and Flower's Simulation Engine
   (this repository's ServerApp/ClientApps; in-process backend, see flower_app/labkit_flower);
-- Flower's deployment: a SuperLink and 2 SuperNodes over gRPC on 127.0.0.1 (flower_app/deploy.py);
+- Flower's deployment: a SuperLink and 2 SuperNodes over gRPC on 127.0.0.1 (flower_app/deploy.py),
+  secured (TLS with a private CA, authenticated SuperNodes: the default) and ``--insecure``
+  (plaintext, any node may join), run back to back in the same process with the load recorded;
 - user-level DP: labkit's ``DPFedAvgAggregator`` vs Flower's server- and client-side fixed
   clipping wrappers (same clip, same noise multiplier, same accountant: dp-accounting RDP);
 - secure aggregation: labkit's Paillier ``SecureAggregator`` vs Flower's SecAgg+ workflow.
@@ -12,32 +14,31 @@ Rows: engine, clients, rounds, seconds_per_round, test_accuracy, privacy, epsilo
 bytes_up_per_client_per_round (labkit: the payload it counts; Flower: the serialized content
 of every reply during training, SecAgg+'s key-exchange stages included).
 
-Usage:
+Usage (the shared writer of benchmarks/_common.py: a quick run writes flower_quick.json and
+never overwrites the full result):
     uv run --group flower python benchmarks/flower.py               # quick (minutes)
     LABKIT_FULL=1 uv run --group flower python benchmarks/flower.py  # full MNIST, 10 rounds
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import platform
+import signal
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "flower_app"))  # deploy.py lives beside the app package
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the shared writer
 
+from _common import write_results  # noqa: E402
 from deploy import deploy  # noqa: E402
 
 import labkit as lk  # noqa: E402
 from labkit_flower.engine import labkit_loop, simulate  # noqa: E402
 from labkit_flower.task import TaskConfig, epsilon  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 KEYS = (
     "engine",
     "clients",
@@ -117,11 +118,44 @@ def flower_row(engine, cfg, record, privacy="none", eps=None) -> dict:
 
 def main() -> None:
     """Run every engine and variant, print a Markdown table, write results/flower.json."""
+    # A plain `kill` runs deploy()'s clean-up too (a background job ignores Ctrl-C's SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     warnings.simplefilter("ignore", lk.he.InsecureKeyWarning)
     lk.config.set_seed(0)
     cfg = task()
     rows, extra = [], {}
     eps = epsilon(cfg.replace(privacy="dp-server"), DELTA)
+
+    # The deployments first: the slowest part, and the one that fails if anything does.
+    two = cfg.replace(num_clients=2)
+    deployed = []
+    timeout = lk.config.scale(1800.0, 3600.0)
+    for label, insecure in (
+        ("Flower deployment (gRPC, loopback)", True),
+        ("Flower deployment (TLS + node authentication, loopback)", False),
+    ):
+        load = os.getloadavg()[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the --insecure warning, on purpose
+            dep = deploy(two, timeout=timeout, insecure=insecure)
+        deployed.append(flower_row(label, two, dep, "none"))
+        deployed[-1]["transport"] = "plaintext" if insecure else "TLS + node authentication"
+        # TCP payload from the SuperNodes (set-up, polling and TLS included), per client-round.
+        deployed[-1]["wire_bytes_up_per_client_per_round"] = dep["wire_bytes_up"] // (
+            len(dep["rounds"]) * two.clients_per_round
+        )
+        key = "deployment" if insecure else "secure_deployment"
+        extra[key] = {
+            k: dep[k]
+            for k in ("startup_seconds", "total_seconds", "wall_time", "client_timings", "rounds")
+        }
+        extra[key]["load_average_1min_before"] = round(load, 2)
+    insecure_row, secure_row = deployed
+    extra["tls_overhead"] = {
+        "seconds_per_round_ratio": secure_row["seconds_per_round"]
+        / insecure_row["seconds_per_round"],
+        "note": "one run each, back to back in one process; the load before each is recorded",
+    }
 
     rows.append(labkit_row("labkit loop", cfg))
     rows.append(flower_row("Flower simulation", cfg, simulate(cfg).as_dict()))
@@ -148,33 +182,9 @@ def main() -> None:
     record = simulate(cfg, variant="secagg").as_dict()
     rows.append(flower_row("Flower simulation", cfg, record, "secure aggregation (SecAgg+)"))
 
-    two = cfg.replace(num_clients=2)
-    rows.append(labkit_row("labkit loop", two))
-    dep = deploy(two, timeout=lk.config.scale(1800.0, 3600.0))
-    rows.append(flower_row("Flower deployment (gRPC, loopback)", two, dep))
-    extra["deployment"] = {
-        k: dep[k]
-        for k in ("startup_seconds", "total_seconds", "wall_time", "client_timings", "rounds")
-    }
-
-    out = {
-        "meta": {
-            "mode": "full" if lk.config.is_full() else "quick",
-            "machine": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average": list(os.getloadavg()),
-            "versions": {
-                p: metadata.version(p) for p in ("flwr", "tensorflow", "labkit", "dp-accounting")
-            },
-            "date": datetime.date.today().isoformat(),
-            "settings": cfg.to_run_config(),
-            "delta": DELTA,
-            **extra,
-        },
-        "rows": rows,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "flower.json").write_text(json.dumps(out, indent=1))
+    rows += [labkit_row("labkit loop", two), *deployed]
+    meta = {"settings": cfg.to_run_config(), "delta": DELTA, **extra}
+    path = write_results("flower", rows, meta)
     print("| engine | clients | privacy | s/round | accuracy | epsilon | bytes up/client/round |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -183,7 +193,7 @@ def main() -> None:
             f"| {r['engine']} | {r['clients']} | {r['privacy']} | {r['seconds_per_round']:.2f} "
             f"| {r['test_accuracy']:.4f} | {e} | {r['bytes_up_per_client_per_round']:,} |"
         )
-    print(f"\nwrote {RESULTS / 'flower.json'}")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Deploy the Flower app over gRPC on loopback: a SuperLink, N SuperNodes, `flwr run`, measure.
 
+Secure by default: a private CA made at start-up (pki.py) signs the SuperLink's certificate; the
+SuperNodes and `flwr` trust only that CA (TLS), and the SuperLink runs with
+``--enable-supernode-auth``: each SuperNode has its own key pair, its public key is registered
+with `flwr supernode register` before it starts, and a node whose key is not registered cannot
+join. ``--insecure`` (plaintext, any node may join) exists for comparison and prints a warning.
+
 Every process listens on 127.0.0.1 only, on free ports; Flower's state lives in a temporary
 FLWR_HOME; telemetry is off. The script waits for the run with a timeout and stops every process
 it started (their whole process groups: SuperExec and ClientApp/ServerApp children too), also
@@ -8,6 +14,8 @@ on error or Ctrl-C. The ServerApp writes its measurements to a JSON file the scr
 Usage (from the repository root):
     uv run --group flower python flower_app/deploy.py                      # 2 rounds, 2 nodes
     uv run --group flower python flower_app/deploy.py --num-rounds 3 --kill-node-after-round 1
+    uv run --group flower python flower_app/deploy.py --intruders untrusted-ca,no-key
+    uv run --group flower python flower_app/deploy.py --insecure     # plaintext, a warning
 """
 
 from __future__ import annotations
@@ -22,14 +30,31 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(APP_DIR))  # run as a script: labkit_flower sits next to this file
 
+from pki import make_ca, make_node_key  # noqa: E402
+from wire import ByteCounter  # noqa: E402
+
 from labkit_flower.task import TaskConfig, load_partitions  # noqa: E402
 
-__all__ = ["deploy", "DeploymentError"]
+__all__ = ["deploy", "DeploymentError", "INTRUDERS"]
+
+# SuperNodes that must be refused, each started before the authorised ones and claiming
+# partition 0 (had one joined, the ServerApp would find partition 0 held twice and fail).
+INTRUDERS = {
+    "untrusted-ca": "trusts another CA, so it cannot verify the SuperLink (TLS handshake fails)",
+    "no-key": "verifies the SuperLink but has no registered identity (registration refused)",
+    "unregistered-key": "signs with a key pair that was never registered (activation refused)",
+    "plaintext": "speaks gRPC without TLS to the TLS SuperLink",
+}
+INSECURE_WARNING = (
+    "WARNING: --insecure deployment: updates cross the network in plain text and the SuperLink "
+    "accepts any SuperNode that connects. Use it only to measure what TLS costs."
+)
 
 
 class DeploymentError(RuntimeError):
@@ -122,6 +147,8 @@ def deploy(
     timeout: float = 1200.0,
     kill_node_after_round: int | None = None,
     workdir: str | Path | None = None,
+    insecure: bool = False,
+    intruders: tuple[str, ...] = (),
 ) -> dict:
     """Run ``cfg`` on a SuperLink and ``num_supernodes`` SuperNodes on loopback; return results.
 
@@ -131,18 +158,31 @@ def deploy(
         timeout: seconds for the whole deployment, start-up included.
         kill_node_after_round: SIGKILL SuperNode 1 (and its ClientApp) once this round is
             recorded, i.e. while the next round runs: the fault test.
-        workdir: where logs, FLWR_HOME and the results file go (default: a temporary folder).
+        workdir: where logs, FLWR_HOME, keys and the results file go (default: a temporary
+            folder).
+        insecure: plaintext gRPC and no node authentication (warns); the default is TLS with
+            authenticated SuperNodes.
+        intruders: names from ``INTRUDERS``: SuperNodes that try to join and must be refused.
 
     Returns:
         the ServerApp's record (``rounds``, ``test_accuracy``, ``wall_time``, bytes,
-        ``client_timings``, ``error``) plus ``startup_seconds``, ``total_seconds``, ``killed``
-        and ``logs``. Raises ``DeploymentError`` when the run does not finish in time.
+        ``client_timings``, ``error``) plus ``startup_seconds``, ``total_seconds``, ``killed``,
+        ``secure``, ``intruders`` (each one's exit code and the reason in its log),
+        ``wire_bytes_up`` / ``wire_bytes_down`` (TCP payload between the authorised SuperNodes
+        and the Fleet API, TLS included when on), ``pids`` and ``logs``. Raises
+        ``DeploymentError`` when the run does not finish in time.
     """
     num_supernodes = cfg.num_clients if num_supernodes is None else num_supernodes
     if num_supernodes != cfg.num_clients or num_supernodes < 2:
         raise ValueError(
             f"num_supernodes must equal num_clients={cfg.num_clients} and be >= 2, "
             f"got {num_supernodes}"
+        )
+    unknown = sorted(set(intruders) - set(INTRUDERS))
+    if unknown or (intruders and insecure):
+        raise ValueError(
+            f"intruders must be names from {sorted(INTRUDERS)} on a secure deployment, "
+            f"got {intruders!r} with insecure={insecure}"
         )
     load_partitions(cfg)  # refuses an empty client before any process starts
     own_tmp = workdir is None
@@ -152,27 +192,39 @@ def deploy(
     results.unlink(missing_ok=True)
     env = _environment(work)
     bin_dir = Path(sys.executable).parent
-    serverappio, fleet, control, *appio = _free_ports(3 + num_supernodes)
+    serverappio, fleet, control, *appio = _free_ports(3 + num_supernodes + len(intruders))
     procs = _Processes(work, env)
+    wire = ByteCounter(fleet)  # the authorised SuperNodes reach the Fleet API through it
     t0 = time.perf_counter()
+    tls, federation, pki = _transport(insecure, work, control)
     try:
         procs.start(
             "superlink",
             [
                 str(bin_dir / "flower-superlink"),
-                "--insecure",
+                *tls,
                 f"--serverappio-api-address=127.0.0.1:{serverappio}",
                 f"--fleet-api-address=127.0.0.1:{fleet}",
                 f"--control-api-address=127.0.0.1:{control}",
             ],
         )
+        node_args = [[] for _ in range(num_supernodes)]
+        if not insecure:
+            keys = [make_node_key(work / "pki", f"supernode-{k}") for k in range(num_supernodes)]
+            _await_port(procs, "superlink", control, t0, timeout)
+            _register(bin_dir, work, federation, [pub for _, pub in keys], env, timeout)
+            node_args = [
+                ["--root-certificates", str(pki.ca_cert), "--auth-supernode-private-key", str(key)]
+                for key, _ in keys
+            ]
+            _start_intruders(procs, bin_dir, work, pki, fleet, appio[num_supernodes:], intruders)
         for k in range(num_supernodes):
             procs.start(
                 f"supernode-{k}",
                 [
                     str(bin_dir / "flower-supernode"),
-                    "--insecure",
-                    f"--superlink=127.0.0.1:{fleet}",
+                    *(["--insecure"] if insecure else node_args[k]),
+                    f"--superlink=127.0.0.1:{wire.port}",
                     f"--clientappio-api-address=127.0.0.1:{appio[k]}",
                     f"--node-config=partition-id={k} num-partitions={num_supernodes}",
                 ],
@@ -181,18 +233,107 @@ def deploy(
         run_config = work / "run_config.toml"
         run_config.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in overrides.items()))
         _await_port(procs, "superlink", control, t0, timeout)
-        _submit(bin_dir, control, run_config, env, timeout)
+        _submit(bin_dir, federation, run_config, env, timeout)
         record, started, killed = _wait(procs, results, cfg, t0, timeout, kill_node_after_round)
+        refused = {name: _refusal(procs, name, t0, timeout) for name in intruders}
     finally:
         procs.stop()
+        wire.close()
     record.update(
         startup_seconds=started,
         total_seconds=time.perf_counter() - t0,
         killed=killed,
+        secure=not insecure,
+        intruders=refused,
+        wire_bytes_up=wire.up,
+        wire_bytes_down=wire.down,
         pids=[p.pid for p in procs.procs.values()],
         logs=str(work),
     )
     return record
+
+
+def _transport(insecure: bool, work: Path, control: int):
+    """Return the SuperLink's TLS flags, `flwr`'s federation settings and the PKI (or None)."""
+    address = f"127.0.0.1:{control}"
+    if insecure:
+        warnings.warn(INSECURE_WARNING, stacklevel=3)
+        return ["--insecure"], {"address": address, "insecure": True}, None
+    pki = make_ca(work / "pki")
+    tls = [
+        f"--ssl-certfile={pki.server_cert}",
+        f"--ssl-keyfile={pki.server_key}",
+        f"--ssl-ca-certfile={pki.ca_cert}",
+        "--enable-supernode-auth",
+    ]
+    return tls, {"address": address, "root-certificates": str(pki.ca_cert)}, pki
+
+
+def _register(bin_dir, work: Path, federation: dict, public_keys, env, timeout) -> None:
+    """Register each SuperNode's public key with the SuperLink (`flwr supernode register`).
+
+    The CLI reads the address and CA from a project's pyproject.toml (it has no
+    ``--federation-config``), so it gets a copy of the app's with this deployment's federation.
+    """
+    project = work / "control"
+    project.mkdir(exist_ok=True)
+    (project / "pyproject.toml").write_text(
+        (APP_DIR / "pyproject.toml").read_text()
+        + "\n[tool.flwr.federations.this-deployment]\n"
+        + "".join(f"{k} = {_toml_value(v)}\n" for k, v in federation.items())
+    )
+    cmd = [str(bin_dir / "flwr"), "supernode", "register"]
+    tail = [str(project), "this-deployment", "--format", "json"]
+    jobs = [
+        subprocess.Popen([*cmd, str(pub), *tail], env=env, stdout=subprocess.PIPE, text=True)
+        for pub in public_keys
+    ]  # in parallel: each CLI call spends seconds importing
+    for pub, job in zip(public_keys, jobs, strict=True):
+        out, _ = job.communicate(timeout=timeout)
+        if '"success": true' not in out:
+            raise DeploymentError(f"`flwr supernode register {pub.name}` failed:\n{out}")
+
+
+def _start_intruders(procs, bin_dir, work, pki, fleet, ports, intruders) -> None:
+    """Start the SuperNodes that must be refused (they give up after 2 retries)."""
+    other_ca = make_ca(work / "other-ca", name="impostor").ca_cert
+    stray_key, _ = make_node_key(work / "pki", "unregistered")
+    args = {
+        "untrusted-ca": ["--root-certificates", str(other_ca)],
+        "no-key": ["--root-certificates", str(pki.ca_cert)],
+        "unregistered-key": [
+            *("--root-certificates", str(pki.ca_cert)),
+            *("--auth-supernode-private-key", str(stray_key)),
+        ],
+        "plaintext": ["--insecure"],
+    }
+    for name, port in zip(intruders, ports, strict=False):
+        procs.start(
+            f"intruder-{name}",
+            [
+                str(bin_dir / "flower-supernode"),
+                *args[name],
+                f"--superlink=127.0.0.1:{fleet}",
+                f"--clientappio-api-address=127.0.0.1:{port}",
+                "--node-config=partition-id=0 num-partitions=1",
+                "--max-retries=2",
+                "--max-wait-time=30",
+            ],
+        )
+
+
+def _refusal(procs: _Processes, name: str, t0: float, timeout: float) -> dict:
+    """An intruder's exit code and the line of its log that says why it could not join."""
+    proc = procs.procs[f"intruder-{name}"]
+    try:
+        proc.wait(timeout=max(timeout - (time.perf_counter() - t0), 1.0))
+    except subprocess.TimeoutExpired:
+        return {"returncode": None, "reason": "still running"}
+    log = (procs.logs / f"intruder-{name}.log").read_text(errors="replace")
+    # gRPC's verdict (status and details), and the TLS library's when the handshake failed.
+    keep = ("status = ", "details = ", "CERTIFICATE_VERIFY_FAILED")
+    reasons = [line.strip() for line in log.splitlines() if any(k in line for k in keep)]
+    return {"returncode": proc.returncode, "reason": " | ".join(dict.fromkeys(reasons[:4]))}
 
 
 def _await_port(procs: _Processes, name: str, port: int, t0: float, timeout: float) -> None:
@@ -209,7 +350,7 @@ def _await_port(procs: _Processes, name: str, port: int, t0: float, timeout: flo
 
 
 def _submit(
-    bin_dir: Path, control: int, run_config: Path, env: dict, timeout: float, attempts: int = 3
+    bin_dir: Path, federation: dict, run_config: Path, env: dict, timeout: float, attempts: int = 3
 ) -> None:
     """Submit the run with `flwr run`; raise unless the SuperLink confirms it.
 
@@ -222,7 +363,7 @@ def _submit(
         str(APP_DIR),
         "local-deployment",
         "--federation-config",
-        f"address='127.0.0.1:{control}'",
+        " ".join(f"{k}={_toml_value(v)}" for k, v in federation.items()),
         "--run-config",
         str(run_config),
         "--format",
@@ -280,7 +421,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--kill-node-after-round", type=int, default=None)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument(
+        "--insecure", action="store_true", help="plaintext gRPC, no node authentication (warns)"
+    )
+    parser.add_argument(
+        "--intruders", default="", help=f"comma-separated SuperNodes to refuse: {list(INTRUDERS)}"
+    )
     args = parser.parse_args(argv)
+    if args.insecure:
+        print(INSECURE_WARNING, file=sys.stderr)
     # A plain `kill` (SIGTERM) also runs deploy()'s clean-up, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = TaskConfig(
@@ -294,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         kill_node_after_round=args.kill_node_after_round,
         workdir=args.workdir,
+        insecure=args.insecure,
+        intruders=tuple(filter(None, args.intruders.split(","))),
     )
     print(json.dumps({k: v for k, v in out.items() if k != "settings"}, indent=1))
     return 1 if out.get("error") else 0

@@ -24,12 +24,97 @@ SMALL = TaskConfig(num_clients=4, client_fraction=0.5, num_rounds=3, num_train=1
 
 
 def test_bad_settings_name_the_parameter():
-    with pytest.raises(ValueError, match="client_fraction must be in"):
+    with pytest.raises(ValueError, match=r"client_fraction must be a finite number in \(0, 1\]"):
         TaskConfig(client_fraction=1.5)
     with pytest.raises(ValueError, match="privacy must be one of"):
         TaskConfig(privacy="dp-magic")
     with pytest.raises(ValueError, match="num_clients must be an integer >= 1"):
         TaskConfig(num_clients=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"small": "no"}, "small"),  # a non-empty string is truthy: never read it as a bool
+        ({"small": 1}, "small"),
+        ({"learning_rate": "0.1"}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"num_rounds": 2.5}, "num_rounds"),
+        ({"num_clients": True}, "num_clients"),
+        ({"noise_multiplier": -0.1}, "noise_multiplier"),
+        ({"round_timeout": float("inf")}, "round_timeout"),
+        ({"model": None}, "model"),
+    ],
+)
+def test_hostile_settings_are_named_errors(kwargs, name):
+    with pytest.raises(lk._checks.ParameterError) as err:
+        TaskConfig(**kwargs)
+    assert err.value.name == name
+
+
+def test_settings_are_normalised():
+    cfg = TaskConfig(num_clients=np.int64(3), learning_rate=1, small=np.bool_(False))
+    assert type(cfg.num_clients) is int and type(cfg.learning_rate) is float
+    assert cfg.small is False
+
+
+def test_run_config_is_parsed_strictly():
+    assert TaskConfig.from_run_config({"small": "False", "num-rounds": 2.0}).small is False
+    cfg = TaskConfig.from_run_config({"small": "yes", "learning-rate": 1, "num-rounds": 2.0})
+    assert cfg.small is True and cfg.learning_rate == 1.0 and cfg.num_rounds == 2
+    with pytest.raises(lk._checks.ParameterError, match="small must be a bool") as err:
+        TaskConfig.from_run_config({"small": "ture"})
+    assert err.value.value == "ture"
+    with pytest.raises(lk._checks.ParameterError, match="learning_rate"):
+        TaskConfig.from_run_config({"learning-rate": "0.1"})
+
+
+def _reply(arrays, metrics, node=7):
+    from types import SimpleNamespace
+
+    from flwr.app import ArrayRecord, MetricRecord
+
+    content = {}
+    if arrays is not None:
+        content["arrays"] = ArrayRecord([np.asarray(a, dtype=np.float32) for a in arrays])
+    if metrics is not None:
+        content["metrics"] = MetricRecord(metrics)
+    return SimpleNamespace(content=content, metadata=SimpleNamespace(src_node_id=node))
+
+
+def test_replies_the_strategy_cannot_use_are_named_errors():
+    from labkit_flower.server_app import ReplyError, _read_reply
+
+    current = [np.zeros((2, 3), np.float32), np.ones(3, np.float32)]
+    good = [np.full((2, 3), 0.5), np.full(3, 3.0)]
+    update, n = _read_reply(_reply(good, {"num-examples": 4}), current)
+    assert n == 4
+    np.testing.assert_array_equal(update[0], np.full((2, 3), 0.5))
+    np.testing.assert_array_equal(update[1], np.full(3, 2.0))  # trained - global
+    bad = {
+        "shapes": (_reply([np.zeros((3, 2)), np.zeros(3)], {"num-examples": 4}), "shapes"),
+        "count": (_reply([np.zeros(3)], {"num-examples": 4}), "shapes"),
+        "nan": (_reply([np.full((2, 3), np.nan), np.zeros(3)], {"num-examples": 4}), "NaN"),
+        "no arrays": (_reply(None, {"num-examples": 4}), "arrays"),
+        "no metrics": (_reply(good, None), "num-examples"),
+        "zero": (_reply(good, {"num-examples": 0}), "num-examples"),
+        "float": (_reply(good, {"num-examples": 2.5}), "num-examples"),
+    }
+    for case, (reply, text) in bad.items():
+        with pytest.raises(ReplyError, match=text) as err:
+            _read_reply(reply, current)
+        assert "node 7" in str(err.value), case
+        assert isinstance(err.value, lk._checks.ParameterError)
+
+
+def test_round_plan_is_labkits_schedule():
+    """The ServerApp's plan is fedavg's draws: one generator, m clients then a seed each."""
+    cfg = SMALL.replace(num_clients=10, client_fraction=0.3)
+    rng = lk.config.make_rng(cfg.seed)  # an independent replay of the documented order
+    for chosen, seeds in round_plan(cfg, num_rounds=4):
+        want = np.sort(rng.choice(10, size=3, replace=False))
+        assert chosen == list(want)
+        assert seeds == [int(rng.integers(2**31)) for _ in want]
 
 
 def test_round_plan_draws_labkit_samples():
@@ -42,7 +127,7 @@ def test_round_plan_draws_labkit_samples():
 
 def test_empty_partition_is_refused_before_the_run():
     parts = [np.arange(0, 400), np.arange(400, 800), np.array([], dtype=int), np.arange(800, 1200)]
-    with pytest.raises(TaskConfigError, match=r"partitions\[2\] is empty"):
+    with pytest.raises(TaskConfigError, match=r"partitions\[2\] must be non-empty"):
         simulate(SMALL, partitions=parts)
 
 
@@ -94,5 +179,5 @@ def test_secagg_plus_gives_labkits_mean_up_to_quantisation():
 
 
 def test_secagg_needs_every_client():
-    with pytest.raises(TaskConfigError, match="client_fraction must be 1.0"):
+    with pytest.raises(TaskConfigError, match="client_fraction must be 1.0 for SecAgg+"):
         simulate(SMALL, variant="secagg")

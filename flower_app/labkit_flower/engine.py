@@ -74,9 +74,7 @@ def simulate(
     if variant == "secagg" and partitions is not None:
         raise ValueError("partitions can only be given with variant='fedavg'")
     if variant == "secagg" and cfg.client_fraction != 1.0:
-        raise TaskConfigError(
-            f"client_fraction must be 1.0 for the SecAgg+ variant, got {cfg.client_fraction}"
-        )
+        raise TaskConfigError("client_fraction", cfg.client_fraction, "1.0 for SecAgg+")
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     from flwr.simulation import run_simulation
 

@@ -97,11 +97,14 @@ def discover_nodes(grid: Grid, cfg: TaskConfig, timeout: float) -> dict[int, int
         pid, n = int(metrics["partition-id"]), int(metrics["num-examples"])
         if n <= 0:
             raise TaskConfigError(
-                f"partition {pid} (node {reply.metadata.src_node_id}) is empty: every client "
-                "needs at least 1 example"
+                f"partition {pid} (node {reply.metadata.src_node_id})",
+                f"{n} examples",
+                "non-empty: every client needs at least 1 example",
             )
         if pid in node_of:
-            raise TaskConfigError(f"partition-id {pid} is held by two nodes")
+            raise TaskConfigError(
+                "partition-id", pid, "held by one node", "it is held by two nodes"
+            )
         node_of[pid] = reply.metadata.src_node_id
     missing = sorted(set(range(cfg.num_clients)) - set(node_of))
     if missing:
@@ -173,14 +176,36 @@ class LabkitFedAvg(FedAvg):
                     for key in ("process-age", "train-seconds")
                 }
             )
-        updates, counts = [], []
-        for r in ok:
-            new = r.content["arrays"].to_numpy_ndarrays()
-            updates.append([a - b for a, b in zip(new, self.current, strict=True)])
-            counts.append(int(r.content["metrics"]["num-examples"]))
+        updates, counts = zip(*(_read_reply(r, self.current) for r in ok), strict=True)
         delta = WeightedMean().aggregate(updates, np.asarray(counts, dtype=np.float64))
         new_global = [g + d.astype(g.dtype) for g, d in zip(self.current, delta, strict=True)]
         return ArrayRecord(new_global), MetricRecord({"num-examples": int(sum(counts))})
+
+
+class ReplyError(TaskConfigError):
+    """A client's reply that the strategy cannot use (missing field, wrong shape, NaN)."""
+
+
+def _read_reply(reply: Message, current: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Return (update = trained - global, example count) from one reply, or raise ReplyError."""
+    from labkit.fl.client import model_update
+
+    name = f"reply of node {reply.metadata.src_node_id}"
+    try:
+        new = reply.content["arrays"].to_numpy_ndarrays()
+        n = reply.content["metrics"]["num-examples"]
+    except (KeyError, TypeError) as err:
+        raise ReplyError(
+            name, "a reply without it", "'arrays' and metrics['num-examples']"
+        ) from err
+    shapes, want = [np.shape(a) for a in new], [a.shape for a in current]
+    if shapes != want:
+        raise ReplyError(f"{name}: arrays", f"shapes {shapes}", f"the global model's {want}")
+    if not all(np.all(np.isfinite(a)) for a in new):
+        raise ReplyError(f"{name}: arrays", "NaN or inf values", "finite weights")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ReplyError(f"{name}: num-examples", n, "an integer >= 1")
+    return model_update(new, current), int(n)
 
 
 def _wrap_privacy(strategy, cfg: TaskConfig):
@@ -264,9 +289,7 @@ def make_secagg_server_app(cfg: TaskConfig | None = None, record: RunRecord | No
     def main(grid: Grid, context: Context) -> None:
         task = cfg if cfg is not None else TaskConfig.from_run_config(context.run_config)
         if task.client_fraction != 1.0:
-            raise TaskConfigError(
-                f"client_fraction must be 1.0 for the SecAgg+ variant, got {task.client_fraction}"
-            )
+            raise TaskConfigError("client_fraction", task.client_fraction, "1.0 for SecAgg+")
 
         def body(rec: RunRecord) -> None:
             counting = CountingGrid(grid, rec)

@@ -10,12 +10,13 @@ hyper-parameters and seeds. The Flower app reads the config from the run config
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from labkit._checks import ParameterError, check_choice, check_float, check_int
 
 # Flower phones home unless told not to; the workbook runs offline. Set before flwr is imported
 # by anything that imports this module first, and inherited by every process we start.
@@ -27,8 +28,8 @@ PRIVACY = ("none", "dp-server", "dp-client")
 MODELS = ("logistic", "2nn", "cnn")
 
 
-class TaskConfigError(ValueError):
-    """A task setting is out of range (names the setting, the value and the allowed range)."""
+class TaskConfigError(ParameterError):
+    """A task setting, partition or reply is out of range (names it, the value, what is allowed)."""
 
 
 @dataclass(frozen=True)
@@ -58,24 +59,23 @@ class TaskConfig:
     round_timeout: float = 120.0
 
     def __post_init__(self):
+        # Check and normalise every field (np.int64 -> int, 1 -> 1.0); a frozen dataclass, so
+        # through object.__setattr__. Strings are never numbers here: '0.1' is an error.
+        set_ = object.__setattr__
         for name in ("num_clients", "num_rounds", "local_epochs", "batch_size"):
-            _check_int(name, getattr(self, name), 1)
+            set_(self, name, check_int(name, getattr(self, name), 1))
         for name in ("num_train", "num_test", "seed"):
-            _check_int(name, getattr(self, name), 0)
-        if not (0.0 < self.client_fraction <= 1.0):
-            raise TaskConfigError(f"client_fraction must be in (0, 1], got {self.client_fraction}")
+            set_(self, name, check_int(name, getattr(self, name), 0))
+        set_(self, "client_fraction", check_float("client_fraction", self.client_fraction, 0.0,
+                                                  1.0, low_open=True))  # fmt: skip
         for name in ("learning_rate", "l2_norm_clip", "round_timeout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise TaskConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0):
-            raise TaskConfigError(
-                f"noise_multiplier must be a finite number >= 0, got {self.noise_multiplier!r}"
-            )
-        if self.model not in MODELS:
-            raise TaskConfigError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.privacy not in PRIVACY:
-            raise TaskConfigError(f"privacy must be one of {PRIVACY}, got {self.privacy!r}")
+            set_(self, name, check_float(name, getattr(self, name), 0.0, low_open=True))
+        set_(self, "noise_multiplier", check_float("noise_multiplier", self.noise_multiplier, 0.0))
+        if not isinstance(self.small, bool | np.bool_):
+            raise TaskConfigError("small", self.small, "True or False (a bool, not a string)")
+        set_(self, "small", bool(self.small))
+        check_choice("model", self.model, MODELS)
+        check_choice("privacy", self.privacy, PRIVACY)
 
     @property
     def clients_per_round(self) -> int:
@@ -93,7 +93,7 @@ class TaskConfig:
         for f in dataclasses.fields(cls):
             key = f.name.replace("_", "-")
             if key in run_config:
-                kwargs[f.name] = _coerce(f.name, run_config[key], f.default)
+                kwargs[f.name] = _coerce(key, run_config[key], f.default)
         return cls(**kwargs)
 
     def replace(self, **changes) -> TaskConfig:
@@ -101,34 +101,40 @@ class TaskConfig:
         return dataclasses.replace(self, **changes)
 
 
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
 def _coerce(name: str, value, default):
-    if isinstance(default, bool):
-        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
-    if isinstance(default, int):
+    """Flower's run config is TOML-typed; accept a bool's usual spellings and an int for a float.
+
+    Anything else goes to ``TaskConfig`` unchanged, which refuses it by name ('0.1' stays a
+    string and is refused; 'ture' is refused here, never read as False).
+    """
+    if isinstance(default, bool) and isinstance(value, str):
+        if value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise TaskConfigError(name, value, f"a bool or one of {_TRUE + _FALSE}")
+    if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        return value
-    if isinstance(default, float):
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
-
-
-def _check_int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise TaskConfigError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def check_partitions(partitions, num_clients: int | None = None) -> None:
     """Refuse a partition list with an empty client (before any engine starts)."""
     if num_clients is not None and len(partitions) != num_clients:
         raise TaskConfigError(
-            f"partitions must hold num_clients={num_clients} index arrays, got {len(partitions)}"
+            "partitions", f"{len(partitions)} index arrays", f"num_clients={num_clients} arrays"
         )
     for k, part in enumerate(partitions):
         if np.asarray(part).size == 0:
             raise TaskConfigError(
-                f"partitions[{k}] is empty: every client needs at least 1 example "
-                f"(got sizes {[int(np.size(p)) for p in partitions]})"
+                f"partitions[{k}]",
+                np.asarray(part),
+                "non-empty: every client needs at least 1 example",
+                f"sizes {[int(np.size(p)) for p in partitions]}",
             )
 
 
@@ -176,17 +182,14 @@ def build_model(cfg: TaskConfig):
 
 
 def round_plan(cfg: TaskConfig, num_rounds: int | None = None):
-    """Yield ``(chosen partition ids, per-client seeds)`` per round, as ``lk.fl.fedavg`` draws.
+    """Yield ``(chosen partition ids, per-client seeds)`` per round: ``lk.fl.fedavg``'s own
+    schedule (``labkit.fl.loop.client_schedule``), so both engines train the same clients alike."""
+    from itertools import islice
 
-    ``fedavg`` draws from one generator seeded with ``seed``: the sorted sample of m clients,
-    then one ``integers(2**31)`` per chosen client. Same calls, same order: same numbers.
-    """
-    import labkit as lk
+    from labkit.fl.loop import client_schedule
 
-    rng = lk.config.make_rng(cfg.seed)
-    for _ in range(cfg.num_rounds if num_rounds is None else num_rounds):
-        chosen = np.sort(rng.choice(cfg.num_clients, size=cfg.clients_per_round, replace=False))
-        seeds = [int(rng.integers(2**31)) for _ in chosen]
+    schedule = client_schedule(cfg.num_clients, cfg.clients_per_round, cfg.seed)
+    for chosen, seeds in islice(schedule, cfg.num_rounds if num_rounds is None else num_rounds):
         yield [int(k) for k in chosen], seeds
 
 

@@ -20,9 +20,17 @@ from labkit._checks import ParameterError, check_int, check_positive
 from labkit.aggregation import Weights
 from labkit.config import make_rng
 
-__all__ = ["ClientUpdate", "make_client_update", "OneByOne", "make_evaluator"]
+__all__ = ["ClientUpdate", "make_client_update", "OneByOne", "make_evaluator", "model_update"]
 
 ClientUpdate = Callable[..., tuple[Weights, int]]
+
+
+def model_update(trained: Weights, global_weights: Weights) -> Weights:
+    """Return a client's update: its trained weights minus the global weights it started from.
+
+    What every aggregator averages (labkit's loop, and the Flower ServerApp on the replies).
+    """
+    return [a - b for a, b in zip(trained, global_weights, strict=True)]
 
 
 def _step_bounds(n: int, local_epochs: int, batch_size: int | None) -> tuple[np.ndarray, ...]:
@@ -134,7 +142,7 @@ class OneByOne:
                 learning_rate=learning_rate,
                 seed=seed,
             )
-            updates.append([a - b for a, b in zip(new_w, weights, strict=True)])
+            updates.append(model_update(new_w, weights))
             counts.append(int(n_k))
         return updates, counts
 

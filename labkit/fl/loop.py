@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "client_datasets",
     "num_sampled_clients",
     "sample_clients",
+    "client_schedule",
     "model_bytes",
     "FLHistory",
     "fedavg",
@@ -78,6 +79,18 @@ def sample_clients(
     """Draw the sorted ids of m = max(round(C K), 1) distinct clients for one round."""
     m = num_sampled_clients(num_clients, client_fraction)
     return np.sort(make_rng(seed).choice(num_clients, size=m, replace=False))
+
+
+def client_schedule(num_clients: int, clients_per_round: int, seed=0) -> Iterator:
+    """Yield, round after round, (sorted ids of the sampled clients, one training seed each).
+
+    The one random sequence behind ``fedavg``'s sampling: one generator seeded with ``seed``
+    draws the m clients, then a seed per chosen client. Flower's ServerApp replays it.
+    """
+    rng = make_rng(seed)
+    while True:
+        chosen = np.sort(rng.choice(num_clients, size=clients_per_round, replace=False))
+        yield chosen, [int(rng.integers(2**31)) for _ in chosen]
 
 
 def model_bytes(weights: Weights) -> int:
@@ -208,7 +221,7 @@ def fedavg(
         trainer = OneByOne(client_update or _cached(model, "client_update"))
     evaluate = _cached(model, "evaluate") if test_data is not None else None
     test = _client_tensors("test_data", *test_data, *shape) if test_data is not None else None
-    rng = make_rng(seed)
+    schedule = client_schedule(len(clients), m, seed)
 
     global_w = [v.numpy() for v in model.trainable_variables]
     size = model_bytes(global_w)
@@ -218,8 +231,7 @@ def fedavg(
     start = time.perf_counter()
     bar = progress(range(1, num_rounds + 1), desc=description or method, unit="round")
     for r in bar:
-        chosen = np.sort(rng.choice(len(clients), size=m, replace=False))
-        seeds = [int(rng.integers(2**31)) for _ in chosen]
+        chosen, seeds = next(schedule)
         cohort = [data[int(k)] for k in chosen]
         updates, counts = trainer(global_w, cohort, local_epochs, batch_size, lr, seeds)
         for k, u in zip(chosen, updates, strict=True):
