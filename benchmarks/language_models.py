@@ -1,17 +1,23 @@
 """Privacy in language-model services, measured: memorised canaries, DP-SGD, federated text,
 encrypted inference. Writes ``benchmarks/results/language_models.json``.
 
-Usage: LABKIT_FULL=1 uv run python benchmarks/language_models.py   (under 45 min on 2 cores)
-Without LABKIT_FULL it runs a small version and writes language_models_quick.json (not tracked).
+Usage: LABKIT_FULL=1 uv run python benchmarks/language_models.py [--only dp,canary]
+(under 45 min on 2 cores). Without LABKIT_FULL it runs a small version and writes
+language_models_quick.json (not tracked). ``--only`` re-runs the named parts and keeps the other
+parts' rows from the mode's results file; ``meta["parts"]`` records each part's own date, load
+and seconds, so a merged file says which run every row came from.
 
-Every row is {"experiment", "setting", "epsilon", "exposure", "perplexity" or "accuracy",
-"seconds"}; ``setting`` is "key=value ..." (read it with ``parse_setting``). epsilon is null
-for a non-private run; exposure is in bits. Experiments:
+Every row is {"experiment", "part", selector fields (``insertions``, ``epoch``, ``seed``,
+``noise_multiplier``, ``method``, ``partition``, ``round``, ``key_bits``, ...), "epsilon",
+"exposure", "perplexity" or "accuracy", "seconds"}: select with
+``lk.results.load_rows("language_models", experiment=..., insertions=64)``. epsilon is null for
+a non-private run; exposure is in bits. Experiments:
 
 * exposure_vs_epochs: one char GRU trained without DP on Shakespeare with four canaries planted
   1, 4, 16, 64 times; exact exposure of each after every epoch, held-out perplexity.
 * dp_exposure: the same data and model trained with DP-SGD at two epsilons (per chunk of text,
-  delta 1e-5), beside the non-private model's last epoch.
+  delta 1e-5), once per seed in ``SEEDS`` (model initialisation, batches and noise), beside the
+  non-private model's last epoch.
 * dpsgd_cost: seconds per step of batch 256 for non-private SGD, labkit's ghost-recurrent DP-SGD
   and the generic vectorised path (per-example gradients with tf.vectorized_map, RNN unrolled).
 * federated / federated_summary: next-character prediction, one client per speaking role vs the
@@ -23,17 +29,22 @@ for a non-private run; exposure is in bits. Experiments:
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
 import os
 import time
 
 import numpy as np
-from _common import write_results
+from _common import results_path, write_results
 
 import labkit as lk
 from labkit.experiments import text as et
 
 FULL = lk.is_full()
 COUNTS = [1, 4, 16, 64]
+SEEDS = lk.scale([0], [0, 1, 2])  # DP exposure: one training run per seed and epsilon
+PARTS = ("canary", "cost", "dp", "fl", "inference")
 LM = dict(  # the canary experiments
     plays=lk.scale(["macbeth"], ["julius_caesar", "macbeth"]),
     seq_len=lk.scale(32, 48),
@@ -55,12 +66,13 @@ FL = dict(
 DELTA = 1e-5
 
 
-def row(experiment, setting, epsilon=None, exposure=None, seconds=None, **metric):
+def row(experiment, epsilon=None, exposure=None, seconds=None, *, metric, **fields):
+    """One result row: the experiment, its selector fields, then the measured values."""
     ((key, value),) = metric.items()  # perplexity or accuracy
     eps = None if epsilon is None or not np.isfinite(epsilon) else float(epsilon)
     return {
         "experiment": experiment,
-        "setting": setting,
+        **fields,
         "epsilon": eps,
         "exposure": None if exposure is None else float(exposure),
         key: None if value is None else float(value),
@@ -68,19 +80,21 @@ def row(experiment, setting, epsilon=None, exposure=None, seconds=None, **metric
     }
 
 
-def canary_rows(data) -> list[dict]:
+def canary_rows(data, seed: int = 0) -> list[dict]:
     rows = []
-    log = et.canary_experiment(data, LM["units"], LM["epochs"], batch_size=64)
+    log = et.canary_experiment(data, LM["units"], LM["epochs"], batch_size=64, seed=seed)
     for i, e in enumerate(log["epochs"]):
         for k, x in zip(COUNTS, log["exposure"][i], strict=True):
             rows.append(
                 row(
                     "exposure_vs_epochs",
-                    f"insertions={k} epoch={e}",
                     None,
                     x,
                     log["seconds"][e - 1],
-                    perplexity=log["perplexity"][i],
+                    metric={"perplexity": log["perplexity"][i]},
+                    insertions=k,
+                    epoch=e,
+                    seed=seed,
                 )
             )
     secrets = dict(zip(COUNTS, data["secrets"], strict=True))
@@ -88,33 +102,37 @@ def canary_rows(data) -> list[dict]:
         rows.append(
             row(
                 "completion",
-                f"insertions={k} prefix={sp.prefix!r} secret={secrets[k]} completed={done}",
-                None,
-                None,
-                None,
-                perplexity=None,
+                metric={"perplexity": None},
+                insertions=k,
+                prefix=sp.prefix,
+                secret=secrets[k],
+                completed=done,
+                seed=seed,
             )
         )
     for k, x in zip(COUNTS, log["exposure"][-1], strict=True):
-        last = log["epochs"][-1]
         rows.append(
             row(
                 "dp_exposure",
-                f"insertions={k} noise_multiplier=0 epoch={last}",
                 None,
                 x,
                 log["seconds"][-1],
-                perplexity=log["perplexity"][-1],
+                metric={"perplexity": log["perplexity"][-1]},
+                insertions=k,
+                noise_multiplier=0.0,
+                epoch=log["epochs"][-1],
+                seed=seed,
             )
         )
-    print(f"non-private: {log['params']} parameters, exposure {log['exposure'][-1]}")
-    return rows, log["params"]
+    print(f"non-private seed {seed}: exposure {log['exposure'][-1]}")
+    return rows
 
 
 def dp_rows(data) -> list[dict]:
     rows = []
     n = len(data["x"])
-    for target in LM["dp_epsilons"]:
+    runs = [(t, s) for t in LM["dp_epsilons"] for s in SEEDS]
+    for target, seed in lk.config.progress(runs, desc="DP runs"):
         sigma = lk.dp.dpsgd_noise_multiplier(target, LM["dp_batch"], n, LM["dp_epochs"], DELTA)
         log = et.canary_experiment(
             data,
@@ -123,20 +141,25 @@ def dp_rows(data) -> list[dict]:
             batch_size=LM["dp_batch"],
             noise_multiplier=sigma,
             delta=DELTA,
+            seed=seed,
         )
         for i, e in enumerate(log["epochs"]):
             for k, x in zip(COUNTS, log["exposure"][i], strict=True):
                 rows.append(
                     row(
                         "dp_exposure",
-                        f"insertions={k} noise_multiplier={sigma:.3f} epoch={e}",
                         log["epsilon"][i],
                         x,
                         log["seconds"][e - 1],
-                        perplexity=log["perplexity"][i],
+                        metric={"perplexity": log["perplexity"][i]},
+                        insertions=k,
+                        noise_multiplier=round(float(sigma), 6),
+                        target_epsilon=target,
+                        epoch=e,
+                        seed=seed,
                     )
                 )
-        print(f"DP eps={log['epsilon'][-1]:.2f}: exposure {log['exposure'][-1]}")
+        print(f"DP eps={log['epsilon'][-1]:.2f} seed {seed}: exposure {log['exposure'][-1]}")
     return rows
 
 
@@ -169,15 +192,22 @@ def cost_rows(data) -> list[dict]:
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
 
     rows.append(
-        row("dpsgd_cost", f"method=non-private batch={b}", seconds=timed(plain), perplexity=None)
+        row(
+            "dpsgd_cost",
+            seconds=timed(plain),
+            metric={"perplexity": None},
+            method="non-private",
+            batch=b,
+        )
     )
     dp = RecurrentDPSGD(model, 1.0, 1.0, 0.1)
     rows.append(
         row(
             "dpsgd_cost",
-            f"method=ghost-recurrent batch={b}",
             seconds=timed(lambda xb, yb: dp.step(xb, yb, float(b), b)),
-            perplexity=None,
+            metric={"perplexity": None},
+            method="ghost-recurrent",
+            batch=b,
         )
     )
     unrolled = tf.keras.Sequential(
@@ -192,10 +222,11 @@ def cost_rows(data) -> list[dict]:
     rows.append(
         row(
             "dpsgd_cost",
-            f"method=vectorized batch={b}",
             # one timed step: at ~70x a plain step, more would cost minutes and say nothing new
             seconds=timed(lambda xb, yb: vec.step(xb, yb, float(b), b), reps=1),
-            perplexity=None,
+            metric={"perplexity": None},
+            method="vectorized",
+            batch=b,
         )
     )
     return rows
@@ -219,24 +250,34 @@ def fl_rows() -> list[dict]:
             seed=0,
         )
         h = res["history"]
-        name = f"partition={partition}" + (" dp=DP-FedAvg" if dp else "")
+        sel = {"partition": partition, "dp": "DP-FedAvg" if dp else None}
         for r, acc, s in zip(h.rounds, h.test_accuracy, h.wall_time, strict=True):
             rows.append(
-                row("federated", f"{name} round={r}", res["epsilon"], seconds=s, accuracy=acc)
+                row(
+                    "federated",
+                    res["epsilon"],
+                    seconds=s,
+                    metric={"accuracy": acc},
+                    **sel,
+                    round=r,
+                )
             )
         reached = h.rounds_to(FL["target"])
         rows.append(
             row(
                 "federated_summary",
-                f"{name} clients={res['num_clients']} "
-                f"per_round={m} target={FL['target']} rounds_to_target={reached} "
-                f"rounds={h.rounds[-1]}",
                 res["epsilon"],
                 seconds=h.wall_time[-1],
-                accuracy=h.final_accuracy,
+                metric={"accuracy": h.final_accuracy},
+                **sel,
+                clients=res["num_clients"],
+                per_round=m,
+                target=FL["target"],
+                rounds_to_target=reached,
+                rounds=h.rounds[-1],
             )
         )
-        print(f"FL {name}: final accuracy {h.final_accuracy:.3f}, rounds to target {reached}")
+        print(f"FL {sel}: final accuracy {h.final_accuracy:.3f}, rounds to target {reached}")
     return rows
 
 
@@ -257,11 +298,14 @@ def inference_rows(meta: dict) -> list[dict]:
     rows.append(
         row(
             "private_inference",
-            f"plaintext d={service.num_features} k=3",
             None,
             None,
             plain,
-            accuracy=acc,
+            metric={"accuracy": acc},
+            scheme="plaintext",
+            key_bits=None,
+            d=service.num_features,
+            k=3,
         )
     )
     for bits in lk.scale([1024], [2048, 3072]):
@@ -278,11 +322,15 @@ def inference_rows(meta: dict) -> list[dict]:
         rows.append(
             row(
                 "private_inference",
-                f"paillier key_bits={bits} d={service.num_features} k=3 agree={agree:.3f}",
                 None,
                 None,
                 seconds,
-                accuracy=acc,
+                metric={"accuracy": acc},
+                scheme="paillier",
+                key_bits=bits,
+                d=service.num_features,
+                k=3,
+                agree=float(agree),
             )
         )
         r = results[0]
@@ -296,14 +344,29 @@ def inference_rows(meta: dict) -> list[dict]:
     return rows
 
 
+def previous_run(parts: tuple[str, ...]) -> tuple[list[dict], dict]:
+    """The rows and per-part meta of the parts *not* re-run, from the mode's results file."""
+    path = results_path("language_models")
+    if set(parts) == set(PARTS) or not path.is_file():
+        return [], {}
+    old = json.loads(path.read_text())
+    keep = [r for r in old["rows"] if r.get("part") not in parts]
+    return keep, {k: v for k, v in old["meta"].get("parts", {}).items() if k not in parts}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts to run")
+    only = tuple(p for p in parser.parse_args().only.split(",") if p)
+    if not set(only) <= set(PARTS):
+        raise SystemExit(f"--only: parts are {PARTS}, got {only}")
     os.environ.setdefault("LABKIT_PROGRESS", "0")
     lk.config.quiet_tensorflow()
     lk.set_seed(0)
     start = time.perf_counter()
+    rows, parts_meta = previous_run(only)
     meta = {
-        "load_average_start": list(os.getloadavg()),
-        "lm": {k: v for k, v in LM.items()},
+        "lm": {k: v for k, v in LM.items()} | {"seeds": SEEDS},
         "fl": {k: v for k, v in FL.items()},
         "delta": DELTA,
     }
@@ -312,12 +375,14 @@ def main() -> None:
         "num_chunks": len(data["x"]),
         "num_chars": data["num_chars"],
         "candidate_space": data["spaces"][0].size,
+        "params": int(lk.models.build_char_lm(LM["seq_len"], units=LM["units"]).count_params()),
     }
-    rows = []
-    for part in ("canary", "cost", "dp", "fl", "inference"):
-        t = time.perf_counter()
+    for part in PARTS:
+        if part not in only:
+            continue
+        t, load = time.perf_counter(), os.getloadavg()[0]
         if part == "canary":
-            new, meta["lm"]["params"] = canary_rows(data)
+            new = canary_rows(data)
         elif part == "cost":
             new = cost_rows(data)
         elif part == "dp":
@@ -326,11 +391,15 @@ def main() -> None:
             new = fl_rows()
         else:
             new = inference_rows(meta)
-        rows += new
-        meta.setdefault("part_seconds", {})[part] = time.perf_counter() - t
+        rows += [{"part": part} | r for r in new]
+        parts_meta[part] = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": time.perf_counter() - t,
+            "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
+        }
         print(f"{part}: {time.perf_counter() - t:.0f} s")
+    meta["parts"] = dict(sorted(parts_meta.items()))
     meta["seconds"] = time.perf_counter() - start
-    meta["load_average_end"] = list(os.getloadavg())
     out = write_results("language_models", rows, meta)
     print(f"wrote {out} ({len(rows)} rows, {meta['seconds']:.0f} s)")
 

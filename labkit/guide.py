@@ -5,15 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Scenario", "Recommendation", "recommend", "USER_DP_RISK"]
+import numpy as np
 
-FL, SECAGG, HE, DP_CENTRAL, DP_USER = (
+from labkit._checks import ParameterError, check_choice, check_float, check_int
+
+__all__ = ["Scenario", "Recommendation", "recommend", "USER_DP_RISK", "RECORD_DP_RISK"]
+
+FL, SECAGG, HE, DP_CENTRAL, DP_USER, DP_RECORD = (
     "federated learning",
     "secure aggregation (Paillier)",
     "homomorphic encryption of the computation",
     "differential privacy (DP-SGD)",
     "user-level differential privacy (DP-FedAvg)",
+    "record-level differential privacy (DP-SGD at each party)",
 )
+
+
+def _check_bool(name: str, value) -> bool:
+    # a truthy string ('no') or None would silently flip the recommendation
+    if not isinstance(value, bool | np.bool_):
+        raise ParameterError(name, value, "True or False")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -40,19 +52,14 @@ class Scenario:
     num_parties: int | None = None
 
     def __post_init__(self):
-        if self.computation not in ("training", "statistics"):
-            raise ValueError(
-                f"computation must be 'training' or 'statistics', got {self.computation!r}"
-            )
-        if self.max_accuracy_loss is not None and not 0.0 <= self.max_accuracy_loss <= 1.0:
-            raise ValueError(
-                f"max_accuracy_loss must be in [0, 1] or None, got {self.max_accuracy_loss}"
-            )
-        if self.num_parties is not None and (
-            isinstance(self.num_parties, bool) or int(self.num_parties) != self.num_parties
-            or self.num_parties < 1
-        ):  # fmt: skip
-            raise ValueError(f"num_parties must be an integer >= 1 or None, got {self.num_parties}")
+        for name in ("data_distributed", "untrusted_server", "output_released"):
+            object.__setattr__(self, name, _check_bool(name, getattr(self, name)))
+        check_choice("computation", self.computation, ("training", "statistics"))
+        if self.max_accuracy_loss is not None:
+            loss = check_float("max_accuracy_loss", self.max_accuracy_loss, 0.0, 1.0)
+            object.__setattr__(self, "max_accuracy_loss", loss)
+        if self.num_parties is not None:
+            object.__setattr__(self, "num_parties", check_int("num_parties", self.num_parties, 1))
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,15 @@ class Recommendation:
         return "\n".join(lines)
 
 
-# Below this many parties the guide points to record-level DP: in benchmarks/combining.py, DP-FedAvg
-# at z=1 cost under one accuracy point with 1000 clients and several points with 100.
+# Below this many parties the guide recommends record-level DP: in benchmarks/combining.py,
+# DP-FedAvg at z=1 cost under one accuracy point with 1000 clients and several points with 100.
 FEW_PARTIES = 1000
+
+# What record-level DP at each party leaves open (the decision table of chapter 07).
+RECORD_DP_RISK = (
+    "record-level DP protects each record (patient), not a party: whether a party took part and "
+    "what its aggregate statistics reveal stay open; epsilons of parties' shared records add up"
+)
 
 # What user-level DP leaves open, stated with every recommendation of it (chapters 05 and 07).
 USER_DP_RISK = (
@@ -85,7 +98,7 @@ USER_DP_RISK = (
 )
 
 
-def _user_dp_evidence(rows: Sequence[dict]) -> str:
+def _user_dp_evidence(rows: Sequence[dict], lead: str = "measured user-level DP") -> str:
     """One sentence of measured user-level DP costs, e.g. from lk.results.user_dp_costs()."""
     parts = []
     for r in rows:
@@ -98,7 +111,7 @@ def _user_dp_evidence(rows: Sequence[dict]) -> str:
             f"{r['num_clients']} clients ({r['clients_per_round']} per round): "
             f"epsilon {r['epsilon']:.3g}, {cost}"
         )
-    return "measured user-level DP: " + "; ".join(parts)
+    return f"{lead}: " + "; ".join(parts)
 
 
 def recommend(
@@ -110,8 +123,8 @@ def recommend(
 
     Args:
         scenario: where the data is, whom it must not trust, whether the output is released.
-        dp_accuracy_loss: a measured DP cost (accuracy fraction) to hold against
-            ``scenario.max_accuracy_loss``.
+        dp_accuracy_loss: a measured DP cost (accuracy fraction in [0, 1]) to hold against
+            ``scenario.max_accuracy_loss``; None when not measured.
         user_dp_costs: measured user-level DP runs (rows with ``num_clients``,
             ``clients_per_round``, ``epsilon``, ``points_lost``, as returned by
             ``lk.results.user_dp_costs()``), quoted in the residual risk of DP-FedAvg.
@@ -119,8 +132,13 @@ def recommend(
     Returns:
         A Recommendation: techniques, reasons, residual risks and warnings.
     """
+    if not isinstance(scenario, Scenario):
+        raise ParameterError("scenario", scenario, "a labkit.guide.Scenario")
+    if dp_accuracy_loss is not None:
+        dp_accuracy_loss = check_float("dp_accuracy_loss", dp_accuracy_loss, 0.0, 1.0)
     techniques, reasons, risks, warnings = [], [], [], []
     training = scenario.computation == "training"
+    few = scenario.num_parties is not None and scenario.num_parties < FEW_PARTIES
 
     if scenario.data_distributed and training:
         techniques.append(FL)
@@ -137,12 +155,25 @@ def recommend(
             reasons.append("the computing party may not read the data: it computes on ciphertexts")
             if training:
                 warnings.append(
-                    "Paillier supports additions and plaintext scalings only: training a "
-                    "non-linear model under HE is orders of magnitude slower; keep the "
-                    "encrypted part to sums and linear scoring, or train on-premise"
+                    "cost: Paillier supports additions and plaintext scalings only, and an "
+                    "encrypted sum is already thousands of times slower than a plain one "
+                    "(chapter 04); training a non-linear model under HE is orders of magnitude "
+                    "slower again: keep the encrypted part to sums and linear scoring, or train "
+                    "on-premise"
                 )
     if scenario.output_released:
-        if scenario.data_distributed and training:
+        if scenario.data_distributed and training and few:
+            techniques.append(DP_RECORD)
+            reasons.append(
+                f"the released model can reveal single records; {scenario.num_parties} parties "
+                "are too few for user-level DP at a useful accuracy, so each party trains with "
+                "DP-SGD on its own records and every update it sends is already DP"
+            )
+            risks.append(RECORD_DP_RISK)
+            if user_dp_costs:
+                lead = "why not user-level DP, measured"
+                risks.append(_user_dp_evidence(user_dp_costs, lead))
+        elif scenario.data_distributed and training:
             techniques.append(DP_USER)
             reasons.append(
                 "the released model can reveal whether a participant took part: clip each "
@@ -151,11 +182,10 @@ def recommend(
             risks.append(USER_DP_RISK)
             if user_dp_costs:
                 risks.append(_user_dp_evidence(user_dp_costs))
-            if scenario.num_parties is not None and scenario.num_parties < FEW_PARTIES:
+            if scenario.num_parties is None:
                 warnings.append(
-                    f"{scenario.num_parties} parties are few for user-level DP: protect the "
-                    "records instead (DP-SGD inside each party, the patient as the unit), or "
-                    "accept a large user-level epsilon"
+                    "the number of parties is unknown: user-level DP needs many (thousands); "
+                    f"with fewer than {FEW_PARTIES}, protect the records at each party instead"
                 )
         else:
             techniques.append(DP_CENTRAL if training else "differential privacy (mechanisms)")

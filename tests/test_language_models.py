@@ -225,26 +225,37 @@ def test_wrong_number_of_features_is_an_error(keys):
         service.score(lk.he.encrypt_vector(pk, [1.0, 2.0]))
 
 
-def test_result_settings_parse_back_to_values():
-    from labkit.plots.text import parse_setting
-
-    got = parse_setting('k=64 pin=0697 eps=2.5 reached=None prefix="anne\'s pin is " dp=DP-FedAvg')
-    assert got == {"k": 64, "pin": "0697", "eps": 2.5, "reached": None,
-                   "prefix": "anne's pin is ", "dp": "DP-FedAvg"}  # fmt: skip
-
-
-def test_dp_exposure_plot_marks_the_chance_level():
+def test_dp_exposure_plot_marks_the_chance_level_and_the_seeds():
     from labkit.plots.text import plot_dp_exposure
 
     rows = [
-        {"experiment": "dp_exposure", "setting": f"insertions={k} noise_multiplier={z} epoch=2",
-         "epsilon": eps, "exposure": float(k) / 8, "perplexity": 6.0}
-        for k in (1, 4, 16, 64) for z, eps in ((0, None), (1.0, 2.0))
+        {"experiment": "dp_exposure", "insertions": k, "noise_multiplier": z, "epoch": 2,
+         "seed": seed, "epsilon": eps, "exposure": float(k) / 8 + seed, "perplexity": 6.0}
+        for k in (1, 4, 16, 64) for z, eps in ((0.0, None), (1.0, 2.0)) for seed in (0, 1, 2)
     ]  # fmt: skip
     fig, axes = plot_dp_exposure(rows, insertions=64)
-    (line,) = axes[0].get_lines()
-    assert line.get_ydata()[0] == pytest.approx(math.log2(4 / 0.01))  # 4 canaries, 1 % level
-    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["no DP", "ε = 2"]
+    (chance,) = [ln for ln in axes[0].get_lines() if "chance" in str(ln.get_label())]
+    assert chance.get_ydata()[0] == pytest.approx(math.log2(4 / 0.01))  # 4 canaries, 1 % level
+    labels = [t.get_text() for t in axes[0].get_xticklabels()]
+    assert labels == ["no DP\n3 runs", "ε = 2\n3 runs"]
+    bars = [p.get_height() for p in axes[0].patches]
+    assert bars == pytest.approx([8.0 + 1.0, 8.0 + 1.0])  # mean over seeds 0, 1, 2
+
+
+def test_dp_exposure_summary_gives_the_range_over_seeds():
+    from labkit.plots.text import dp_exposure_summary
+
+    rows = [
+        {"experiment": "dp_exposure", "insertions": 4, "noise_multiplier": z, "epoch": e,
+         "seed": seed, "epsilon": eps, "exposure": x + e, "perplexity": 5.0}
+        for z, eps in ((0.0, None), (0.7, 8.0)) for seed, x in ((0, 1.0), (1, 3.0), (2, 8.0))
+        for e in (1, 2)
+    ]  # fmt: skip
+    got = dp_exposure_summary(rows, insertions=4)
+    assert [g["epsilon"] for g in got] == [None, 8.0]
+    assert got[1]["exposures"] == [3.0, 5.0, 10.0]  # last epoch (2) of each seed
+    assert (got[1]["mean"], got[1]["low"], got[1]["high"], got[1]["seeds"]) == (6.0, 3.0, 10.0, 3)
+    assert dp_exposure_summary(rows, insertions=16) == []
 
 
 @pytest.mark.parametrize("size", [10, 1000, 100_000])
@@ -265,9 +276,16 @@ def test_final_dp_exposure_keeps_the_last_epoch_per_setting():
     from labkit.plots.text import final_dp_exposure
 
     rows = [
-        {"experiment": "dp_exposure", "setting": f"insertions=4 noise_multiplier=1.0 epoch={e}",
-         "epsilon": float(e), "exposure": float(e), "perplexity": 6.0}
+        {"experiment": "dp_exposure", "insertions": 4, "noise_multiplier": 1.0, "epoch": e,
+         "seed": 0, "epsilon": float(e), "exposure": float(e), "perplexity": 6.0}
         for e in (3, 1, 2)
     ]  # fmt: skip
-    final = final_dp_exposure(rows + [{"experiment": "other", "setting": "epoch=9"}])
-    assert list(final) == [(1.0, 4)] and final[(1.0, 4)]["exposure"] == 3.0
+    final = final_dp_exposure(rows + [{"experiment": "other", "epoch": 9}])
+    assert list(final) == [(1.0, 4, 0)] and final[(1.0, 4, 0)]["exposure"] == 3.0
+
+
+def test_language_model_results_have_fields_not_display_strings():
+    rows = lk.results.load_rows("language_models")
+    assert rows and not any("setting" in r for r in rows)
+    dp = lk.results.load_rows("language_models", experiment="dp_exposure")
+    assert all(isinstance(r["insertions"], int) and "seed" in r for r in dp)
