@@ -73,6 +73,10 @@ def progress(iterable=None, **kwargs):
     if os.environ.get(PROGRESS_ENV_VAR, "1").strip() == "0":
         kwargs["disable"] = True
     kwargs.setdefault("leave", False)
+    if tqdm.__module__ == "tqdm.notebook" and not kwargs["leave"] and not kwargs.get("delay"):
+        from labkit._progress import VanishingBar  # no "model not found" after a save and reopen
+
+        return VanishingBar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
 
 

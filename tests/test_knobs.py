@@ -1,4 +1,4 @@
-"""labkit.plots.knob (the chapters' widgets) and labkit.jupyter_trust (which chapters are trusted)."""
+"""lk.plots.knob (the chapters' widgets), notebook progress bars, and which chapters are trusted."""
 
 import base64
 import json
@@ -152,3 +152,23 @@ def test_trust_is_enabled_by_the_shipped_server_configuration():
     assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"] == {"saveState": True}
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
     assert {p.name for p in jupyter_trust.project_chapters()} >= {"03_differential_privacy.ipynb"}
+
+
+def test_notebook_progress_bar_blanks_its_output_instead_of_leaving_a_closed_widget(monkeypatch):
+    from unittest import mock
+
+    from labkit import _progress
+
+    handles = []
+    monkeypatch.setattr(
+        _progress, "display", lambda *a, **k: handles.append(mock.Mock()) or handles[-1]
+    )
+    done = _progress.VanishingBar(range(3), leave=False)
+    list(done)
+    assert done.container.comm is None  # tqdm closed the widget ...
+    handles[0].update.assert_called_once_with({"text/plain": ""}, raw=True)  # ... and its view
+    failed = _progress.VanishingBar(range(3), leave=False)
+    for _ in failed:
+        break
+    failed.close()
+    handles[1].update.assert_not_called()  # an interrupted bar stays visible (red), as in tqdm
