@@ -33,16 +33,16 @@ def _draw(calls):
 def test_knob_draws_once_and_redraws_on_every_change_with_exact_values():
     calls = []
     eps = widgets.SelectionSlider(options=[0.1, 0.5, 10], value=0.5)
-    label = widgets.Dropdown(options=[("not known", None), ("ten", 10)], value=None)
+    label = widgets.Dropdown(options=[("not known", 0), ("ten", 10)], value=0)
     box = lk.plots.knob(_draw(calls), epsilon=eps, label=label)
-    assert calls == [(0.5, None)]  # exact value, no 10^-0.3 snapping
+    assert calls == [(0.5, 0)]  # exact value, no 10^-0.3 snapping
     first = box.output.outputs
     assert [o["output_type"] for o in first] == ["stream", "display_data"]
     assert first[0]["text"] == "epsilon = 0.5\n"
     assert _title_of(first[1]).startswith(b"\x89PNG")
     eps.value = 10
     label.value = 10
-    assert calls == [(0.5, None), (10, None), (10, 10)]
+    assert calls == [(0.5, 0), (10, 0), (10, 10)]
     assert box.output.outputs[0]["text"] == "epsilon = 10\n"
     assert _title_of(box.output.outputs[1]) != _title_of(first[1])
     assert label.label == "ten"
@@ -109,6 +109,10 @@ def test_knob_rejects_bad_arguments():
         lk.plots.knob(print)
     with pytest.raises(lk.ParameterError, match="x must be an ipywidgets value widget"):
         lk.plots.knob(print, x=widgets.HBox())
+    blank = widgets.Dropdown(options=[("not known", None), ("10", 10)], value=None)
+    assert blank.index is None  # ipywidgets shows this dropdown blank: the knob refuses it
+    with pytest.raises(lk.ParameterError, match="parties"):
+        lk.plots.knob(print, parties=blank)
 
 
 def test_render_is_plain_jupyter_output():

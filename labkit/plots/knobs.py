@@ -106,6 +106,9 @@ def _prepare(name: str, control: widgets.Widget) -> None:
         raise ParameterError(
             name, control, "an ipywidgets value widget (a slider, a dropdown, a checkbox)"
         )
+    if isinstance(control, widgets.widget_selection._Selection) and control.index is None:
+        # ipywidgets reads the value None as "nothing selected": the control shows blank.
+        raise ParameterError(name, control.value, "one of its options, selected (not None)")
     if not getattr(control, "description", None):
         control.description = name
     if "description_width" in control.style.keys:
