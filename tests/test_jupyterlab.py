@@ -76,14 +76,15 @@ STATE = r"""
       items: out ? out.querySelectorAll('.jp-OutputArea-output').length : 0,
       images: out ? [...out.querySelectorAll('img')]
         .map(i => i.src.length + ':' + i.src.slice(-64)) : [],
-      text: out ? out.innerText : '',
+      text: out ? out.textContent : '',
+      note: k.textContent.includes('live only') || k.textContent.includes('JupyterLab'),
     };
   });
   return {
     knobs,
-    text: nb.innerText,
+    text: nb.textContent,  // not innerText: cells out of view are not laid out (windowing)
     raw_widgets: [...nb.querySelectorAll('.jp-OutputArea-output')]
-      .filter(o => /^(interactive|VBox|HBox)\(children=/.test(o.innerText.trim())).length,
+      .filter(o => /^(interactive|VBox|HBox)\(children=/.test(o.textContent.trim())).length,
     dirty: document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')
       ?.title?.className?.includes('jp-mod-dirty') ?? null,
   };
@@ -92,7 +93,7 @@ STATE = r"""
 
 
 # The open notebook panel (headless Chromium has no focus, so shell.currentWidget may be null).
-PANEL = "[...jupyterapp.shell.widgets('main')].find(w => w.context && w.content && w.sessionContext)"
+PANEL = "[...jupyterapp.shell.widgets('main')].find(w => w.context && w.sessionContext)"
 
 
 def _free_port() -> int:
@@ -288,7 +289,7 @@ def _check_knob(state: dict, controls: int, where: str) -> dict:
         if c["kind"] != "checkbox":
             assert c["value"].strip(), f"{where}: a control shows no value: {c}"
     assert knob["items"] >= 1 and (knob["images"] or knob["text"].strip()), f"{where}: no figure"
-    assert "JupyterLab" in state["text"]  # the knob's note: live only in JupyterLab
+    assert knob["note"], f"{where}: the knob does not say it is live only in JupyterLab"
     return knob
 
 
@@ -330,10 +331,14 @@ def test_chapter_knob_in_jupyterlab(lab, page, name, controls):
     saved_values = [c["value"] for c in after_run["controls"]]
     assert saved_values == [c["value"] for c in first["controls"]], "Run All changed the defaults"
 
+    redrew = []
     for index, control in enumerate(after_run["controls"]):
         before = page.js(STATE)["knobs"][0]
         page.move(index, control)
-        deadline, changed = time.monotonic() + RUN_TIMEOUT, None
+        # The first control must redraw (a training run may take a while); a later one may leave
+        # the output as it is (07: the number of parties does not change every recommendation).
+        wait = RUN_TIMEOUT if index == 0 else 30
+        deadline, changed = time.monotonic() + wait, None
         while time.monotonic() < deadline:  # poll: the output never goes blank on the way
             now = page.js(STATE)
             knob = now["knobs"][0]
@@ -343,8 +348,11 @@ def test_chapter_knob_in_jupyterlab(lab, page, name, controls):
                 changed = knob
                 break
             time.sleep(0.1)
-        assert changed, f"{name}: moving {control} did not change the figure"
-        assert changed["controls"][index]["value"] != control["value"], "the control did not move"
+        value = page.js(STATE)["knobs"][0]["controls"][index]["value"]
+        assert value != control["value"], f"{name}: control {index} did not move: {control}"
+        redrew.append(changed is not None)
+    assert redrew[0], f"{name}: moving {after_run['controls'][0]} did not change the figure"
+    time.sleep(1)  # let a last redraw land
     moved = page.js(STATE)["knobs"][0]
 
     page.save()
