@@ -176,3 +176,16 @@ def test_notebook_progress_bar_blanks_its_output_instead_of_leaving_a_closed_wid
         break
     failed.close()
     handles[1].update.assert_not_called()  # an interrupted bar stays visible (red), as in tqdm
+
+
+def test_progress_picks_the_vanishing_bar_where_tqdm_auto_picks_a_notebook_bar(monkeypatch):
+    import tqdm.auto
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    from labkit import _progress
+
+    monkeypatch.delenv(lk.config.PROGRESS_ENV_VAR, raising=False)
+    monkeypatch.setattr(_progress, "display", lambda *a, **k: None)
+    monkeypatch.setattr(tqdm.auto, "tqdm", type("AutoBar", (notebook_tqdm,), {}))
+    assert isinstance(lk.config.progress(range(2)), _progress.VanishingBar)
+    assert not isinstance(lk.config.progress(range(2), leave=True), _progress.VanishingBar)
