@@ -75,6 +75,13 @@ def progress(iterable=None, **kwargs):
     if os.environ.get(PROGRESS_ENV_VAR, "1").strip() == "0":
         kwargs["disable"] = True
     kwargs.setdefault("leave", False)
+    if not kwargs["leave"] and not kwargs.get("delay"):
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        if issubclass(tqdm, notebook_tqdm):  # in a kernel: no "model not found" after a reopen
+            from labkit._progress import VanishingBar
+
+            return VanishingBar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
 
 

@@ -456,4 +456,12 @@ def plot_packing_cost(
     return fig, (left, right)
 
 
-__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern
+_submodule = lazy_submodules(__name__, {"text", "knobs"})  # 08's figures; knob widgets
+
+
+def __getattr__(name: str):
+    if name == "knob":  # ipywidgets loads only when a chapter builds a knob
+        from labkit.plots.knobs import knob
+
+        return knob
+    return _submodule(name)
