@@ -455,4 +455,4 @@ def plot_packing_cost(
     return fig, (left, right)
 
 
-__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern
+__getattr__ = lazy_submodules(__name__, {"text", "audit"})  # chapter 08's part of this concern
