@@ -90,3 +90,18 @@ def test_heldout_bound_is_positive_on_a_leak_and_zero_without_one():
     gen = np.random.default_rng(3)
     assert lk.attacks.empirical_epsilon(gen.normal(3, 1, 2000), gen.normal(0, 1, 2000)) > 1.0
     assert lk.attacks.empirical_epsilon(gen.normal(0, 1, 2000), gen.normal(0, 1, 2000)) < 0.2
+
+
+def test_plot_audit_bounds_puts_each_lower_bound_below_its_upper_bound_marker():
+    rows = [
+        {"epsilon": None, "epsilon_lower_bound": 3.5, "confidence": 0.95, "seed": 0},
+        {"epsilon": 8.0, "epsilon_lower_bound": 0.7, "confidence": 0.95, "seed": 0},
+        {"epsilon": 8.0, "epsilon_lower_bound": 0.5, "confidence": 0.95, "seed": 1},
+        {"epsilon": 1.0, "epsilon_lower_bound": 0.0, "confidence": 0.95, "seed": 0},
+    ]
+    fig, ax = lk.plots.audit.plot_audit_bounds(rows)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["non-private", "ε = 8", "ε = 1"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([3.5, 0.6, 0.0])
+    assert "95% confidence" in ax.get_ylabel()
+    assert any("no upper bound" in t.get_text() for t in ax.texts)
