@@ -77,11 +77,18 @@ def empirical_epsilon(
     """Return a lower bound on epsilon implied by the attack's ROC curve (Jagielski et al. 2020).
 
     For an (epsilon, delta)-DP training run every test satisfies TPR <= e^eps * FPR + delta and
-    TNR <= e^eps * FNR + delta. We use Clopper-Pearson bounds on the rates (TPR low, FPR high)
-    so the result holds with ``confidence`` rather than being a lucky point estimate. The
-    bound is rigorous when each score comes from an independent training run; on the scores of
-    one run it is the usual heuristic audit (Steinke et al. 2023 make one-run audits rigorous).
+    TNR <= e^eps * FNR + delta. The threshold and the test are chosen on half the scores and
+    bounded (Clopper-Pearson, TPR low and FPR high) on the other half, so the confidence holds:
+    see ``labkit.attacks.audit.heldout_epsilon``. Rigorous when each score comes from an
+    independent training run; for one run use the canary audit (``audit.canary_audit``).
     """
+    from labkit.attacks.audit import heldout_epsilon
+
+    return heldout_epsilon(member_scores, nonmember_scores, delta, confidence)
+
+
+def _insample_epsilon(member_scores, nonmember_scores, delta: float, confidence: float) -> float:
+    """The largest bound over all thresholds of the same scores: optimistic, not a valid bound."""
     *_, curves = _epsilon_curves(member_scores, nonmember_scores, delta, confidence)
     candidates = np.concatenate(list(curves.values()))
     candidates = candidates[np.isfinite(candidates)]
@@ -333,7 +340,11 @@ __all__ += ["EpsilonWitness", "epsilon_witness"]
 
 @dataclass(frozen=True)
 class EpsilonWitness:
-    """The threshold behind ``empirical_epsilon``: its rates, their confidence bounds, the bound.
+    """The best threshold on the scores themselves: its rates, their confidence limits, the value.
+
+    Chosen on the same scores it is evaluated on, so ``epsilon`` is optimistic (the maximum of
+    many 95% bounds is not a 95% bound): it shows how the formula works, while
+    ``empirical_epsilon`` (held-out threshold) and ``audit.canary_audit`` give valid bounds.
 
     ``bound`` is ``"TPR/FPR"`` for eps >= ln((TPR_low - delta) / FPR_high) or ``"TNR/FNR"`` for
     eps >= ln((1 - delta - FPR_high) / (1 - TPR_low)) (the test read the other way round:
@@ -367,12 +378,10 @@ class EpsilonWitness:
 def epsilon_witness(
     member_scores, nonmember_scores, delta: float = 0.0, confidence: float = 0.95
 ) -> EpsilonWitness:
-    """Return the threshold, rates and bound that ``empirical_epsilon`` maximises over.
-
-    Same computation as ``empirical_epsilon`` (Clopper-Pearson at ``(1 - confidence) / 4`` per
-    rate), so ``epsilon_witness(...).epsilon == empirical_epsilon(...)``.
+    """Return the in-sample best threshold, its rates and value (Clopper-Pearson at
+    ``(1 - confidence) / 4`` per rate): a worked example of the formula, not a valid bound.
     """
-    bound = empirical_epsilon(member_scores, nonmember_scores, delta, confidence)
+    bound = _insample_epsilon(member_scores, nonmember_scores, delta, confidence)
     fpr, tpr, tpr_lo, fpr_hi, both = _epsilon_curves(
         member_scores, nonmember_scores, delta, confidence
     )
@@ -388,4 +397,4 @@ def epsilon_witness(
     )
 
 
-__getattr__ = lazy_submodules(__name__, {"exposure"})  # chapter 08's part of this concern
+__getattr__ = lazy_submodules(__name__, {"exposure", "audit"})  # chapter 08's part of this concern

@@ -219,4 +219,4 @@ def privacy_utility_sweep(
     return rows
 
 
-__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern
+__getattr__ = lazy_submodules(__name__, {"text", "audit"})  # chapter 08's part of this concern

@@ -456,7 +456,7 @@ def plot_packing_cost(
     return fig, (left, right)
 
 
-_submodule = lazy_submodules(__name__, {"text", "knobs"})  # 08's figures; knob widgets
+_submodule = lazy_submodules(__name__, {"text", "knobs", "audit"})  # 08, knob widgets, 03's audit
 
 
 def __getattr__(name: str):
