@@ -103,6 +103,19 @@ def test_every_saved_widget_view_has_saved_state(name):
     assert not missing, f"re-run with tools/run_notebooks.py (it saves widget state): {missing}"
 
 
+def test_widget_scripts_ship_with_their_licences():
+    """The book builds offline: the widget scripts are in the repo, checked, with licences."""
+    vendored = build_book.VENDORED
+    sums = dict(
+        reversed(line.split()) for line in (vendored / "SHA256SUMS").read_text().splitlines()
+    )
+    assert {"embed-amd.js", "require.js"} <= set(sums)
+    readme = (vendored / "README.md").read_text()
+    for licence in ("BSD-3-Clause", "MIT", "OFL"):
+        assert licence in readme
+    assert "npm" not in Path(build_book.__file__).read_text().split("def refresh_widgets")[0]
+
+
 def test_book_cells_strip_warning_paths():
     _need(importlib.util.find_spec("sphinx") is not None, "uv sync --group docs")
     sys.path.insert(0, str(ROOT / "tools"))
@@ -211,7 +224,6 @@ def site() -> Path:
     """Build the site with warnings as errors, with the network cut; return its html folder."""
     _need(importlib.util.find_spec("jupyter_book") is not None, "uv sync --group docs")
     _need(_can_cut_network(), "unshare -n (a network namespace) is not permitted here")
-    build_book.widget_assets()  # fetches the pinned npm tarballs into build/npm once
     start = time.perf_counter()
     proc = subprocess.run(
         _offline([sys.executable, str(ROOT / "tools" / "build_book.py"), "-W"]),

@@ -3,12 +3,13 @@
 Usage: uv run --group docs python tools/build_book.py [-W]
 Then open build/book/_build/html/index.html in a browser.
 
-Steps: (1) fetch the pinned widget manager and require.js from the npm registry into build/npm
-once (checked against their registry integrity hashes) and lay them out under build/book-assets,
-which notebooks/_config.yml ships through ``html_extra_path`` (not ``_static/``, whose .js files
+Steps: (1) copy the widget manager and require.js shipped in tools/book_widgets/ (checked
+against its SHA256SUMS; see its README for their licences) under build/book-assets, which
+notebooks/_config.yml ships through ``html_extra_path`` (not ``_static/``, whose .js files
 Jupyter Book would load on every page, a second time on widget pages); (2) run
 ``jupyter-book build`` (nothing is executed). MathJax 3 comes from the sphinx-mathjax-offline
-wheel. ``-W`` turns warnings into errors (the tests use it).
+wheel. ``-W`` turns warnings into errors (the tests use it). Nothing here uses the network;
+``--refresh-widgets`` (maintainers only) re-fetches the pinned npm packages into tools/book_widgets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,26 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 OUT = BUILD / "book"
 HTML = OUT / "_build" / "html"
-NPM_CACHE = BUILD / "npm"
 ASSETS = BUILD / "book-assets"
 WIDGETS = ASSETS / "_static" / "widgets"  # served as _static/widgets/ (see _config.yml)
 
-# name, version, npm integrity (sha512), files taken from the tarball's package/ folder.
-# html-manager 1.x renders the state saved by ipywidgets 8 (controls 2.x, base 2.x).
+VENDORED = ROOT / "tools" / "book_widgets"
+
+# name, version, npm integrity (sha512), files taken from the tarball's package/ folder: used only
+# by --refresh-widgets. html-manager 1.x renders the state saved by ipywidgets 8.
 NPM_PACKAGES = [
     (
         "@jupyter-widgets/html-manager",
         "1.0.15",
         "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-        (
-            "dist/embed-amd.js",
-            "dist/*.woff2",
-            "dist/*.woff",
-            "dist/*.ttf",
-            "dist/*.eot",
-            "dist/*.svg",
-            "LICENSE",
-        ),
+        ("dist/embed-amd.js", "dist/*.woff2", "dist/embed.js.LICENSE.txt"),
     ),
     (
         "requirejs",
@@ -72,41 +67,46 @@ def _integrity(path: Path) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
 
 
-def _tarball(name: str, version: str, integrity: str) -> Path:
-    """Return the package tarball from build/npm, fetching it with `npm pack` when missing."""
-    path = NPM_CACHE / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if not path.exists() or _integrity(path) != integrity:
-        NPM_CACHE.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SystemExit("npm is needed once to fetch the widget scripts (apt-get install npm)")
-        subprocess.run(
-            [npm, "pack", f"{name}@{version}", "--pack-destination", str(NPM_CACHE)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    if _integrity(path) != integrity:
-        raise SystemExit(f"{path.name}: integrity mismatch with the pinned npm hash")
-    return path
+def refresh_widgets() -> None:
+    """Maintainers: fetch the pinned npm packages and rewrite tools/book_widgets (network)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("--refresh-widgets needs npm")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, version, integrity, patterns in NPM_PACKAGES:
+            subprocess.run(
+                [npm, "pack", f"{name}@{version}", "--pack-destination", tmp],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            path = Path(tmp) / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+            if _integrity(path) != integrity:
+                raise SystemExit(f"{path.name}: integrity mismatch with the pinned npm hash")
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    rel = Path(member.name).relative_to("package")
+                    if member.isfile() and any(rel.match(p) for p in patterns):
+                        (VENDORED / rel.name).write_bytes(tar.extractfile(member).read())
+    files = sorted(p for p in VENDORED.iterdir() if p.suffix in (".js", ".woff2", ".txt"))
+    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in files)
+    (VENDORED / "SHA256SUMS").write_text(sums)
 
 
 def widget_assets() -> list[Path]:
-    """Lay out the widget manager and require.js under build/book-assets; return the files."""
+    """Copy the shipped widget scripts under build/book-assets (checked); return the files."""
     shutil.rmtree(WIDGETS, ignore_errors=True)
     WIDGETS.mkdir(parents=True)
     written = []
-    for name, version, integrity, patterns in NPM_PACKAGES:
-        with tarfile.open(_tarball(name, version, integrity)) as tar:
-            for member in tar.getmembers():
-                rel = Path(member.name).relative_to("package")
-                if member.isfile() and any(rel.match(p) for p in patterns):
-                    target = WIDGETS / (
-                        f"LICENSE.{name.split('/')[-1]}" if rel.name == "LICENSE" else rel.name
-                    )
-                    target.write_bytes(tar.extractfile(member).read())
-                    written.append(target)
+    for line in (VENDORED / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        data = (VENDORED / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SystemExit(f"tools/book_widgets/{name} does not match its SHA256SUMS")
+        (WIDGETS / name).write_bytes(data)
+        written.append(WIDGETS / name)
+    (WIDGETS / "README.md").write_bytes((VENDORED / "README.md").read_bytes())  # the licences
     (WIDGETS / "require-config.js").write_text(REQUIRE_CONFIG)
-    return [*written, WIDGETS / "require-config.js"]
+    return [*written, WIDGETS / "README.md", WIDGETS / "require-config.js"]
 
 
 def build(warnings_as_errors: bool = False) -> Path:
@@ -123,7 +123,13 @@ def build(warnings_as_errors: bool = False) -> Path:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-W", action="store_true", help="treat warnings as errors")
+    parser.add_argument(
+        "--refresh-widgets", action="store_true", help="re-fetch tools/book_widgets from npm"
+    )
     args = parser.parse_args(argv)
+    if args.refresh_widgets:
+        refresh_widgets()
+        return 0
     start = time.perf_counter()
     index = build(warnings_as_errors=args.W)
     print(f"built in {time.perf_counter() - start:.0f} s; open {index.relative_to(ROOT)}")
