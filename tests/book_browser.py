@@ -181,7 +181,7 @@ class Browser:
         port = int(port_file.read_text().splitlines()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             page = next(t for t in json.load(resp) if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=300)
         self.next_id = 0
         self.events: list[dict] = []
         for method in ("Page.enable", "Network.enable", "Runtime.enable"):
@@ -198,7 +198,7 @@ class Browser:
                 return msg.get("result", {})
             self.events.append(msg)
 
-    def wait_event(self, method: str, timeout: float = 30) -> None:
+    def wait_event(self, method: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == method for e in self.events):
             if time.monotonic() > deadline:

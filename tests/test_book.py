@@ -317,7 +317,7 @@ def browser(site) -> dict:
     shutil.rmtree(SHOTS, ignore_errors=True)
     cmd = [sys.executable, str(ROOT / "tests" / "book_browser.py"), str(site), str(SHOTS)]
     proc = subprocess.run(
-        _offline([*cmd, *pages]), cwd=ROOT, capture_output=True, text=True, timeout=1200
+        _offline([*cmd, *pages]), cwd=ROOT, capture_output=True, text=True, timeout=2400
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout)

@@ -72,9 +72,9 @@ def print_pdf(site: Path, page: str, out: Path) -> Path:
     port = book_browser._serve(site)
     browser = book_browser.Browser(book_browser.chromium())
     try:
+        browser.ws.settimeout(900)  # loading and laying out the whole course takes a while
         browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/{page}")
-        browser.wait_event("Page.loadEventFired", timeout=120)
-        browser.ws.settimeout(900)  # laying out the whole course takes a while on a busy machine
+        browser.wait_event("Page.loadEventFired", timeout=900)
         browser.call("Runtime.evaluate", expression=PREPARE, awaitPromise=True)
         pdf = browser.call(
             "Page.printToPDF",
