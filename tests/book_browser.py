@@ -56,7 +56,38 @@ MEASURE = r"""
   text.querySelectorAll('script, style, mjx-container, div.cell_input, ' +
     'div[class^="highlight-"]:not(.output)').forEach(e => e.remove());
   const wide = [...document.querySelectorAll('div.cell_input pre')]
-    .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 80));
+    .filter(p => p.scrollWidth > p.clientWidth + 1 &&
+                 !['auto', 'scroll'].includes(getComputedStyle(p).overflowX))
+    .map(p => p.textContent.slice(0, 80));
+  const visible = e => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+  // Elements that stick out of the article column (or the page) without a scrolling ancestor.
+  const article = document.querySelector('article.bd-article') || document.body;
+  const limit = Math.min(article.getBoundingClientRect().right,
+                         document.documentElement.clientWidth) + 1;
+  const clipped = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const overflowing = [...article.querySelectorAll('*')]
+    .filter(e => visible(e) && e.getBoundingClientRect().right > limit && !clipped(e))
+    .map(e => e.tagName.toLowerCase() + '.' + [...e.classList].join('.') + ': ' +
+              (e.textContent || '').trim().slice(0, 60));
+  const codeWrap = [...document.querySelectorAll('div.cell_input pre')]
+    .filter(p => !getComputedStyle(p).whiteSpace.startsWith('pre') ||
+                 getComputedStyle(p).whiteSpace === 'pre-wrap')
+    .map(p => p.textContent.slice(0, 60));
+  const figures = [...document.querySelectorAll('div.cell_output img')].filter(visible)
+    .map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.clientWidth}));
+  const solutionOutputs = [...document.querySelectorAll('.cell.tag_solution .cell_output')]
+    .filter(o => !o.closest('details')).length;
+  const search = [...document.querySelectorAll(
+    '.search-button-field, .search-button, .bd-search, input[type="search"]')]
+    .filter(visible).length;
+  const footer = [...document.querySelectorAll('footer')].map(f => f.textContent).join(' ');
+  const widgetInputs = [...document.querySelectorAll('.jupyter-widgets input, ' +
+    '.jupyter-widgets select, .jupyter-widgets .ui-slider')];
   return {
     mathjax_loaded: !!(window.MathJax && MathJax.startup),
     math_spans: math.length,
@@ -72,6 +103,29 @@ MEASURE = r"""
       .filter(d => !d.open).length,
     solutions: document.querySelectorAll('.cell.tag_solution').length,
     wide_code: wide,
+    overflowing: overflowing.slice(0, 20),
+    page_overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    code_wrapping: codeWrap.slice(0, 5),
+    figures: figures,
+    solution_outputs_outside: solutionOutputs,
+    search_boxes: search,
+    footer_text: footer.replace(/\s+/g, ' ').trim(),
+    live_widget_inputs: widgetInputs.filter(e => getComputedStyle(e).pointerEvents !== 'none')
+      .length,
+    lang: document.documentElement.lang,
+    language_links: [...document.querySelectorAll('.book-language-switch a')]
+      .map(a => a.getAttribute('href')),
+    cjk_glyphs_distinct: (() => {
+      // Two CJK characters drawn in the page's font: missing glyphs ("tofu") draw the same box.
+      const font = '32px ' + getComputedStyle(document.body).fontFamily;
+      const draw = ch => {
+        const c = document.createElement('canvas'); c.width = c.height = 40;
+        const g = c.getContext('2d'); g.font = font; g.fillText(ch, 2, 32);
+        return Array.from(g.getImageData(0, 0, 40, 40).data).join(',');
+      };
+      const a = draw('隐'), b = draw('私');
+      return a !== b && a !== draw(' ');
+    })(),
     page_text: all.textContent,
     prose_text: text.textContent,
   };
@@ -127,7 +181,7 @@ class Browser:
         port = int(port_file.read_text().splitlines()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             page = next(t for t in json.load(resp) if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=300)
         self.next_id = 0
         self.events: list[dict] = []
         for method in ("Page.enable", "Network.enable", "Runtime.enable"):
@@ -144,7 +198,7 @@ class Browser:
                 return msg.get("result", {})
             self.events.append(msg)
 
-    def wait_event(self, method: str, timeout: float = 30) -> None:
+    def wait_event(self, method: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == method for e in self.events):
             if time.monotonic() > deadline:
@@ -201,6 +255,28 @@ class Browser:
         ]
         return info
 
+    def narrow(self, url: str, shot: Path, width: int = 400) -> dict:
+        """Load url at a phone width; report sideways overflow and take a picture."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=True,
+        )
+        try:
+            self.events = []
+            self.call("Page.navigate", url=url)
+            self.wait_event("Page.loadEventFired")
+            result = self.call(
+                "Runtime.evaluate", expression=MEASURE, awaitPromise=True, returnByValue=True
+            )
+            self.screenshot(shot)
+            info = result["result"]["value"]
+            return {k: info[k] for k in ("overflowing", "page_overflow", "code_wrapping")}
+        finally:
+            self.call("Emulation.clearDeviceMetricsOverride")
+
     def close(self) -> None:
         try:
             self.ws.close()
@@ -213,17 +289,23 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
+def chromium() -> str:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+
+
 def main(argv: list[str]) -> int:
     site, shots, pages = Path(argv[0]), Path(argv[1]), argv[2:]
     shots.mkdir(parents=True, exist_ok=True)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     report = {"network_cut": _network_cut(), "pages": {}}
     port = _serve(site)
-    browser = Browser(chromium)
+    browser = Browser(chromium())
     try:
         for page in pages:
             url = f"http://127.0.0.1:{port}/{page}"
-            report["pages"][page] = browser.visit(url, shots / f"{Path(page).stem}.png")
+            stem = Path(page).stem.replace("/", "-")
+            report["pages"][page] = browser.visit(url, shots / f"{stem}.png")
+            if not page.startswith("zh_CN/"):  # the Chinese pages share the layout
+                report["pages"][page]["narrow"] = browser.narrow(url, shots / f"{stem}-400px.png")
     finally:
         browser.close()
     print(json.dumps(report))

@@ -3,10 +3,12 @@
 Loaded by notebooks/_config.yml (``local_extensions``). It runs after MyST-NB has turned the
 notebooks into document trees and before MyST-NB wraps hidden cells in ``<details>``:
 
-- a code cell tagged ``solution`` (config ``book_solution_tag``) is collapsed behind a
-  "Show the solution" summary (MyST-NB's own hide-cell mechanism, so it works without JS);
+- a code cell tagged ``solution`` (config ``book_solution_tag``) is collapsed, code and output,
+  behind a "Show the solution" summary (MyST-NB's own hide-cell mechanism, works without JS),
+  whatever hide-* tags it also carries;
 - a figure without alt text gets one from its section heading and the call that drew it
   (a cell can still set its own: cell metadata ``mystnb: {image: {alt: ...}}``);
+- every page links to the same page in the other language (config ``book_language``);
 - a warning printed to stderr loses its file path and echoed source line
   (``/tmp/ipykernel_1/123.py:1: InsecureKeyWarning: ...`` becomes ``InsecureKeyWarning: ...``).
 """
@@ -14,6 +16,7 @@ notebooks into document trees and before MyST-NB wraps hidden cells in ``<detail
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -75,7 +78,9 @@ class CellPresentation(SphinxPostTransform):
         for cell in list(self.document.findall(nodes.container)):
             if cell.get("nb_element") != "cell_code":
                 continue
-            if config.book_solution_tag in _tags(cell) and not cell.get("hide_mode"):
+            # A solution hides its code *and* its output (a hide-input tag alone would leave
+            # the answer in view below the folded code).
+            if config.book_solution_tag in _tags(cell):
                 cell["hide_mode"] = "all"
                 cell["prompt_show"] = config.book_solution_prompt
                 cell["prompt_hide"] = "Hide the solution"
@@ -92,7 +97,36 @@ class CellPresentation(SphinxPostTransform):
                         block.rawsource = cleaned
 
 
+# The other edition of each page: the Chinese site is copied into the English one as zh_CN/.
+_OTHER_LANGUAGE = {
+    "en": ("zh_CN/", "中文版", "zh-CN"),
+    "zh_CN": ("../", "English edition", "en"),
+}
+
+
+def add_language_switch(app: Sphinx, pagename: str, templatename, context: dict, doctree) -> None:
+    """Put a link to the same page in the other language at the top of each page."""
+    if app.builder.name != "html" or "body" not in context:
+        return
+    prefix, label, hreflang = _OTHER_LANGUAGE.get(app.config.book_language, _OTHER_LANGUAGE["en"])
+    href = f"{prefix}{pagename}.html"
+    note = ""
+    if app.config.book_language != "en" and app.config.locale_dirs:
+        done = Path(app.config.locale_dirs[0], app.config.book_language, "DONE")
+        if pagename not in (done.read_text().split() if done.is_file() else []):
+            note = (
+                '<div class="admonition note book-untranslated"><p>本页的中文翻译尚未完成，'
+                "未翻译的段落暂以英文显示。</p></div>\n"
+            )
+    context["body"] = (
+        f'<p class="book-language-switch"><a href="{href}" hreflang="{hreflang}" '
+        f'lang="{hreflang}">{label}</a></p>\n' + note + context["body"]
+    )
+
+
 def setup(app: Sphinx) -> dict:
+    app.add_config_value("book_language", "en", "html")
+    app.connect("html-page-context", add_language_switch)
     app.add_config_value("book_solution_tag", "solution", "env")
     app.add_config_value("book_solution_prompt", "Show the solution", "env")
     app.add_post_transform(CellPresentation)

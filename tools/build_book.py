@@ -1,14 +1,19 @@
 """Build the course website from the committed notebook outputs, for reading offline.
 
-Usage: uv run --group docs python tools/build_book.py [-W]
-Then open build/book/_build/html/index.html in a browser.
+Usage: uv run --group docs python tools/build_book.py [-W] [--lang en|zh_CN|all] [--pdf]
+Then open build/book/_build/html/index.html (Chinese: build/book/_build/html/zh_CN/index.html);
+the PDFs land in build/book/course.pdf and build/book/course-zh_CN.pdf.
+After editing the English prose: ``tools/build_book.py --update-catalogues`` re-extracts it into
+notebooks/locales/zh_CN/LC_MESSAGES/*.po (sphinx-intl), and ``tools/translation_status.py``
+lists what is untranslated or fuzzy per chapter.
 
-Steps: (1) fetch the pinned widget manager and require.js from the npm registry into build/npm
-once (checked against their registry integrity hashes) and lay them out under build/book-assets,
-which notebooks/_config.yml ships through ``html_extra_path`` (not ``_static/``, whose .js files
+Steps: (1) copy the widget manager and require.js shipped in tools/book_widgets/ (checked
+against its SHA256SUMS; see its README for their licences) under build/book-assets, which
+notebooks/_config.yml ships through ``html_extra_path`` (not ``_static/``, whose .js files
 Jupyter Book would load on every page, a second time on widget pages); (2) run
 ``jupyter-book build`` (nothing is executed). MathJax 3 comes from the sphinx-mathjax-offline
-wheel. ``-W`` turns warnings into errors (the tests use it).
+wheel. ``-W`` turns warnings into errors (the tests use it). Nothing here uses the network;
+``--refresh-widgets`` (maintainers only) re-fetches the pinned npm packages into tools/book_widgets.
 """
 
 from __future__ import annotations
@@ -20,33 +25,32 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
+NOTEBOOKS = ROOT / "notebooks"
+LOCALES = NOTEBOOKS / "locales"  # gettext catalogues: locales/<lang>/LC_MESSAGES/<page>.po
+LANGS = ("en", "zh_CN")
 OUT = BUILD / "book"
 HTML = OUT / "_build" / "html"
-NPM_CACHE = BUILD / "npm"
 ASSETS = BUILD / "book-assets"
 WIDGETS = ASSETS / "_static" / "widgets"  # served as _static/widgets/ (see _config.yml)
 
-# name, version, npm integrity (sha512), files taken from the tarball's package/ folder.
-# html-manager 1.x renders the state saved by ipywidgets 8 (controls 2.x, base 2.x).
+VENDORED = ROOT / "tools" / "book_widgets"
+
+# name, version, npm integrity (sha512), files taken from the tarball's package/ folder: used only
+# by --refresh-widgets. html-manager 1.x renders the state saved by ipywidgets 8.
 NPM_PACKAGES = [
     (
         "@jupyter-widgets/html-manager",
         "1.0.15",
         "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
-        (
-            "dist/embed-amd.js",
-            "dist/*.woff2",
-            "dist/*.woff",
-            "dist/*.ttf",
-            "dist/*.eot",
-            "dist/*.svg",
-            "LICENSE",
-        ),
+        ("dist/embed-amd.js", "dist/*.woff2", "dist/embed.js.LICENSE.txt"),
     ),
     (
         "requirejs",
@@ -72,61 +76,151 @@ def _integrity(path: Path) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
 
 
-def _tarball(name: str, version: str, integrity: str) -> Path:
-    """Return the package tarball from build/npm, fetching it with `npm pack` when missing."""
-    path = NPM_CACHE / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if not path.exists() or _integrity(path) != integrity:
-        NPM_CACHE.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SystemExit("npm is needed once to fetch the widget scripts (apt-get install npm)")
-        subprocess.run(
-            [npm, "pack", f"{name}@{version}", "--pack-destination", str(NPM_CACHE)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    if _integrity(path) != integrity:
-        raise SystemExit(f"{path.name}: integrity mismatch with the pinned npm hash")
-    return path
+def refresh_widgets() -> None:
+    """Maintainers: fetch the pinned npm packages and rewrite tools/book_widgets (network)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("--refresh-widgets needs npm")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, version, integrity, patterns in NPM_PACKAGES:
+            subprocess.run(
+                [npm, "pack", f"{name}@{version}", "--pack-destination", tmp],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            path = Path(tmp) / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+            if _integrity(path) != integrity:
+                raise SystemExit(f"{path.name}: integrity mismatch with the pinned npm hash")
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    rel = Path(member.name).relative_to("package")
+                    if member.isfile() and any(rel.match(p) for p in patterns):
+                        (VENDORED / rel.name).write_bytes(tar.extractfile(member).read())
+    files = sorted(p for p in VENDORED.iterdir() if p.suffix in (".js", ".woff2", ".txt"))
+    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in files)
+    (VENDORED / "SHA256SUMS").write_text(sums)
 
 
 def widget_assets() -> list[Path]:
-    """Lay out the widget manager and require.js under build/book-assets; return the files."""
+    """Copy the shipped widget scripts under build/book-assets (checked); return the files."""
     shutil.rmtree(WIDGETS, ignore_errors=True)
     WIDGETS.mkdir(parents=True)
     written = []
-    for name, version, integrity, patterns in NPM_PACKAGES:
-        with tarfile.open(_tarball(name, version, integrity)) as tar:
-            for member in tar.getmembers():
-                rel = Path(member.name).relative_to("package")
-                if member.isfile() and any(rel.match(p) for p in patterns):
-                    target = WIDGETS / (
-                        f"LICENSE.{name.split('/')[-1]}" if rel.name == "LICENSE" else rel.name
-                    )
-                    target.write_bytes(tar.extractfile(member).read())
-                    written.append(target)
+    for line in (VENDORED / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        data = (VENDORED / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SystemExit(f"tools/book_widgets/{name} does not match its SHA256SUMS")
+        (WIDGETS / name).write_bytes(data)
+        written.append(WIDGETS / name)
+    (WIDGETS / "README.md").write_bytes((VENDORED / "README.md").read_bytes())  # the licences
     (WIDGETS / "require-config.js").write_text(REQUIRE_CONFIG)
-    return [*written, WIDGETS / "require-config.js"]
+    return [*written, WIDGETS / "README.md", WIDGETS / "require-config.js"]
 
 
-def build(warnings_as_errors: bool = False) -> Path:
-    """Build the site into build/book; return the path of its index.html."""
-    widget_assets()
+def _config(lang: str) -> Path:
+    """notebooks/_config.yml for one language (paths made absolute); return its path."""
+    config = yaml.safe_load((NOTEBOOKS / "_config.yml").read_text())
+    sphinx = config["sphinx"]
+    sphinx["local_extensions"] = {k: str(ROOT / "tools") for k in sphinx["local_extensions"]}
+    sphinx["config"]["html_extra_path"] = [str(ASSETS)]
+    sphinx["config"].update(
+        language=lang,
+        locale_dirs=[str(LOCALES)],
+        gettext_compact=False,  # one catalogue per chapter
+        gettext_uuid=False,
+        gettext_location=False,  # line numbers would mark every entry changed after an edit
+        book_language=lang,
+    )
+    path = BUILD / f"config-{lang}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return path
+
+
+def _jupyter_book(lang: str, out: Path, builder: str, warnings_as_errors: bool) -> None:
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", "--all"]
-    cmd += ["--path-output", str(OUT), str(ROOT / "notebooks")]
+    cmd += ["--config", str(_config(lang)), "--path-output", str(out)]
+    if builder == "gettext":
+        cmd += ["--builder", "custom", "--custom-builder", "gettext"]
+    elif builder != "html":
+        cmd += ["--builder", builder]
     if warnings_as_errors:
         cmd += ["-W", "-n", "--keep-going"]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run([*cmd, str(NOTEBOOKS)], check=True, cwd=ROOT)
+
+
+def build(warnings_as_errors: bool = False, lang: str = "en", builder: str = "html") -> Path:
+    """Build one edition; return its index.html (html, singlehtml) or output folder.
+
+    The Chinese html edition is copied into the English one as zh_CN/, so that each page can
+    link to the same page in the other language with a relative link.
+    """
+    widget_assets()
+    out = OUT if lang == "en" else BUILD / f"book-{lang}"
+    if builder == "singlehtml":
+        out = out.with_name(out.name + "-single")
+    _jupyter_book(lang, out, builder, warnings_as_errors)
+    if builder == "gettext":
+        return out / "_build" / "gettext"
+    if builder == "singlehtml":
+        return out / "_build" / "singlehtml" / "intro.html"  # the root page (index redirects)
+    if lang != "en":
+        shutil.rmtree(HTML / lang, ignore_errors=True)
+        shutil.copytree(out / "_build" / "html", HTML / lang)
+        return HTML / lang / "index.html"
     return HTML / "index.html"
+
+
+def update_catalogues() -> Path:
+    """Extract the English prose (gettext) and merge it into notebooks/locales/*/LC_MESSAGES."""
+    pot = build(builder="gettext")
+    for lang in LANGS[1:]:
+        subprocess.run(
+            [str(Path(sys.executable).with_name("sphinx-intl")), "update", "-p", str(pot)]
+            + ["-l", lang, "-d", str(LOCALES), "-w", "0"],
+            check=True,
+            cwd=ROOT,
+        )
+    return LOCALES
+
+
+def pdf(lang: str = "en", warnings_as_errors: bool = False) -> Path:
+    """Build the single-page edition and print it to build/book/course[-lang].pdf."""
+    import book_pdf
+
+    index = build(warnings_as_errors, lang, "singlehtml")
+    name = "course.pdf" if lang == "en" else f"course-{lang}.pdf"
+    return book_pdf.print_pdf(index.parent, index.name, OUT / name)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-W", action="store_true", help="treat warnings as errors")
+    parser.add_argument("--lang", choices=[*LANGS, "all"], default="en", help="edition(s)")
+    parser.add_argument("--pdf", action="store_true", help="also print the course to PDF")
+    parser.add_argument(
+        "--update-catalogues",
+        action="store_true",
+        help="re-extract the English prose into notebooks/locales (then translate, rebuild)",
+    )
+    parser.add_argument(
+        "--refresh-widgets", action="store_true", help="re-fetch tools/book_widgets from npm"
+    )
     args = parser.parse_args(argv)
+    if args.refresh_widgets:
+        refresh_widgets()
+        return 0
+    if args.update_catalogues:
+        print(f"catalogues updated in {update_catalogues().relative_to(ROOT)}")
+        return 0
     start = time.perf_counter()
-    index = build(warnings_as_errors=args.W)
-    print(f"built in {time.perf_counter() - start:.0f} s; open {index.relative_to(ROOT)}")
+    for lang in LANGS if args.lang == "all" else [args.lang]:
+        index = build(args.W, lang)
+        print(f"{lang}: open {index.relative_to(ROOT)}")
+        if args.pdf:
+            print(f"{lang}: {pdf(lang, args.W).relative_to(ROOT)}")
+    print(f"built in {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -5,6 +5,7 @@ Chapter 08's figures, drawn with these helpers: ``labkit.plots.text``.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
@@ -27,6 +28,13 @@ __all__ = [
     "plot_bars",
 ]
 
+# A figure is shown at most as wide as the book's text column (about 740 px at 1280 px) and
+# drawn at figure.dpi (100), so text of f points in a figure w inches wide reads at about
+# f * 740 / (72 * w) px: 9 pt in 8 in gives 11.6 px. Text under 9 pt, or figures wider than
+# MAX_WIDTH, come out under 9 px on the website (tests/test_book.py measures it in a browser).
+MIN_FONT = 9
+MAX_WIDTH = 8.0
+
 STYLE = {
     "figure.figsize": (6.4, 4.0),
     "figure.dpi": 100,
@@ -36,10 +44,14 @@ STYLE = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.titlesize": 12,
-    "axes.labelsize": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
     "legend.frameon": False,
     "font.size": 10,
+    "xtick.labelsize": MIN_FONT,
+    "ytick.labelsize": MIN_FONT,
+    "legend.fontsize": MIN_FONT,
+    "legend.title_fontsize": MIN_FONT,
     "axes.prop_cycle": mpl.cycler(
         color=[
             "#0072B2",
@@ -65,6 +77,9 @@ def new_figure(ncols: int = 1, nrows: int = 1, **kwargs):
     use_style()
     if ncols * nrows > 1 and "figsize" not in kwargs:
         kwargs["figsize"] = (4.2 * ncols, 3.4 * nrows)
+    if "figsize" in kwargs and kwargs["figsize"][0] > MAX_WIDTH:
+        # Wider figures are shrunk on the page and their text with them (see MAX_WIDTH).
+        kwargs["figsize"] = (MAX_WIDTH, kwargs["figsize"][1])
     return plt.subplots(nrows, ncols, **kwargs)
 
 
@@ -101,7 +116,7 @@ def plot_lines(
             ha="right",
             va="bottom",
             color="grey",
-            fontsize=9,
+            fontsize=MIN_FONT,
         )
     if logx:
         ax.set_xscale("log")
@@ -132,7 +147,7 @@ def plot_label_distribution(
         )
         bottom += counts[:, c]
     ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # clients are whole
-    ax.legend(title="label", ncol=2, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.legend(title="label", ncol=2, fontsize=MIN_FONT, bbox_to_anchor=(1.01, 1), loc="upper left")
     _finish(ax, "client", "examples (count)", title, legend=False)
     return fig, ax
 
@@ -155,7 +170,7 @@ def plot_images(
             side = int(round(np.sqrt(img.size)))
             ax.imshow(img.reshape(side, side) if img.ndim == 1 else img.squeeze(), cmap=cmap)
             if titles is not None:
-                ax.set_title(titles[i], fontsize=9)
+                ax.set_title(titles[i], fontsize=MIN_FONT)
     return fig, axes
 
 
@@ -222,8 +237,11 @@ def plot_bars(
 ):
     """Draw one bar per named value, annotated; ``horizontal`` suits long names."""
     names = list(values)
+    if horizontal:  # long names on the left would widen the figure past the page (MAX_WIDTH)
+        names = [textwrap.fill(k, 26) for k in values]
+        values = dict(zip(names, values.values(), strict=True))
     if ax is None:
-        size = (7.0, 0.45 * len(names) + 1.2) if horizontal else None
+        size = (5.6, 0.5 * len(names) + 1.2) if horizontal else None
         fig, ax = new_figure(figsize=size) if size else new_figure()
     else:
         fig = ax.figure
@@ -237,7 +255,9 @@ def plot_bars(
         bars = ax.bar(names, heights, color=colors)
         ax.tick_params(axis="x", labelrotation=20)
     if annotate:
-        ax.bar_label(bars, labels=[annotate.format(h) for h in heights], fontsize=9, padding=2)
+        ax.bar_label(
+            bars, labels=[annotate.format(h) for h in heights], fontsize=MIN_FONT, padding=2
+        )
     if logy:
         (ax.set_xscale if horizontal else ax.set_yscale)("log")
     if horizontal:
@@ -304,7 +324,7 @@ def plot_rounds_curves(rows: Sequence[Mapping], logx: bool = True):
     panels = sorted({(r["model"], r["partition"]) for r in rows})
     if not panels:
         raise ParameterError("rows", rows, "at least one fedavg_rounds row")
-    fig, axes = new_figure(len(panels), 1, figsize=(5 * len(panels), 3.8), squeeze=False)
+    fig, axes = new_figure(len(panels), 1, figsize=(3.4 * len(panels), 3.6), squeeze=False)
     for ax, (model_name, part) in zip(axes[0], panels, strict=True):
         chosen = [r for r in rows if (r["model"], r["partition"]) == (model_name, part)]
         target = chosen[0]["target"]
@@ -345,7 +365,7 @@ def plot_variants(
             line.set_linewidth(2.5)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=MIN_FONT)
     return fig, ax
 
 
