@@ -27,7 +27,8 @@ LAYERS = [
     {"fl", "dp", "he", "attacks"},  # the algorithms: never each other
     {"experiments", "plots", "results", "guide"},  # what the chapters call on top
 ]
-RANK = {concern: i for i, layer in enumerate(LAYERS) for concern in layer}
+# Sorted: pytest-xdist workers must collect the parametrized pairs in the same order.
+RANK = {concern: i for i, layer in enumerate(LAYERS) for concern in sorted(layer)}
 ALGORITHMS = LAYERS[4]
 OUTSIDE = ("notebooks", "benchmarks", "tests", "flower_app", "labkit_flower", "tools")
 
