@@ -13,6 +13,8 @@ from __future__ import annotations
 from IPython.display import display
 from tqdm.notebook import tqdm as notebook_tqdm
 
+__all__ = ["VanishingBar"]
+
 
 class VanishingBar(notebook_tqdm):
     """``tqdm.notebook.tqdm`` whose output is blanked, not left dangling, when it closes."""

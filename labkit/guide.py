@@ -9,7 +9,14 @@ import numpy as np
 
 from labkit._checks import ParameterError, check_choice, check_float, check_int
 
-__all__ = ["Scenario", "Recommendation", "recommend", "USER_DP_RISK", "RECORD_DP_RISK"]
+__all__ = [
+    "Scenario",
+    "Recommendation",
+    "recommend",
+    "USER_DP_RISK",
+    "RECORD_DP_RISK",
+    "FEW_PARTIES",
+]
 
 FL, SECAGG, HE, DP_CENTRAL, DP_USER, DP_RECORD = (
     "federated learning",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+__all__ = ["CHAPTER", "project_chapters", "trust_chapters"]
+
 CHAPTER = re.compile(r"\d\d_[A-Za-z0-9_]+\.ipynb")
 
 

@@ -21,13 +21,15 @@ the sample or, as Carlini et al. do, from a skew-normal fitted to the sample's l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from labkit._checks import check_choice, check_finite_array, check_float, check_int, check_str
+from labkit._checks import check_choice, check_finite_array, check_float, check_int
 from labkit.config import make_rng
-from labkit.data.text import TextError, check_canary, encode
+
+# CanarySpace lives with the text data (labkit.data builds corpora with canaries planted);
+# it is re-exported here, where the exposure attack reads it.
+from labkit.data.text import CanarySpace, TextError, check_canary, encode
 from labkit.models import char_lm_layers, sequence_log_probs
 
 __all__ = [
@@ -49,61 +51,6 @@ ESTIMATORS = ("rank", "skewnorm")
 
 class ExposureError(TextError):
     """Bad exposure input: a sample larger than the candidate space, a secret outside it."""
-
-
-@dataclass(frozen=True)
-class CanarySpace:
-    """The canaries ``prefix + secret`` with ``secret`` in ``alphabet ** length``."""
-
-    prefix: str
-    alphabet: str = "0123456789"
-    length: int = 5
-
-    def __post_init__(self):
-        check_str("prefix", self.prefix)  # the model starts from it
-        check_str("alphabet", self.alphabet)
-        if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
-            raise ExposureError("alphabet", self.alphabet, ">= 2 distinct characters")
-        # a NumPy integer becomes a plain int
-        object.__setattr__(self, "length", check_int("length", self.length, 1))
-
-    @property
-    def size(self) -> int:
-        """Return |R| = len(alphabet) ** length."""
-        return len(self.alphabet) ** self.length
-
-    def canary(self, secret: str) -> str:
-        """Return the canary text ``prefix + secret``, checking the secret."""
-        self.index(secret)
-        return self.prefix + secret
-
-    def index(self, secret: str) -> int:
-        """Return the secret's position in the enumeration order (base-|alphabet| number)."""
-        if (
-            not isinstance(secret, str)
-            or len(secret) != self.length
-            or any(c not in self.alphabet for c in secret)
-        ):
-            raise ExposureError("secret", secret, f"{self.length} characters of {self.alphabet!r}")
-        value = 0
-        for c in secret:
-            value = value * len(self.alphabet) + self.alphabet.index(c)
-        return value
-
-    def secret(self, index: int) -> str:
-        """Return the secret at ``index`` of the enumeration order."""
-        index = check_int("index", index, 0, self.size - 1)
-        base, chars = len(self.alphabet), []
-        for _ in range(self.length):
-            index, r = divmod(index, base)
-            chars.append(self.alphabet[r])
-        return "".join(reversed(chars))
-
-    def random_secrets(self, num: int, seed=None) -> list[str]:
-        """Return ``num`` distinct secrets drawn uniformly from the space."""
-        num = check_int("num", num, 1, self.size)
-        rng = make_rng(seed)
-        return [self.secret(i) for i in rng.choice(self.size, size=num, replace=False)]
 
 
 def _check_space(space) -> CanarySpace:

@@ -93,12 +93,10 @@ def service_corpora(
     Returns:
         A dict with ``public`` and ``private`` (``(x, y)`` chunk pairs, chunks overlapping by
         half so a canary cut at one edge is whole in the next), ``heldout`` (``(x, y)``),
-        ``spaces`` and ``secrets`` (the canaries, ``labkit.attacks.exposure.CanarySpace``),
+        ``spaces`` and ``secrets`` (the canaries, ``labkit.data.text.CanarySpace``),
         ``counts``, ``canaries`` (full strings), ``rare_lines`` of the private training text and
         the texts themselves (``public_text``, ``private_text``).
     """
-    from labkit.attacks.exposure import CanarySpace
-
     public_plays = _check_plays("public_plays", public_plays)
     private_plays = _check_plays("private_plays", private_plays)
     if set(public_plays) & set(private_plays):
@@ -121,7 +119,7 @@ def service_corpora(
     private = text.role_text(text.load_roles(private_plays))[:max_private_chars]
     cut = int(len(private) * (1.0 - heldout_fraction))
     rng = make_rng(seed)
-    spaces = [CanarySpace(f"{n}'s pin is ", length=secret_length) for n in CANARY_NAMES]
+    spaces = [text.CanarySpace(f"{n}'s pin is ", length=secret_length) for n in CANARY_NAMES]
     spaces = spaces[: len(counts)]
     secrets = [sp.secret(int(rng.integers(sp.size))) for sp in spaces]
     canaries = [sp.canary(s) for sp, s in zip(spaces, secrets, strict=True)]

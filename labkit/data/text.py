@@ -29,6 +29,7 @@ from labkit._checks import ParameterError, check_float, check_int, check_str
 from labkit.config import make_rng
 
 __all__ = [
+    "CanarySpace",
     "CELLS",
     "SHAKESPEARE_DIR",
     "VOCAB",
@@ -72,6 +73,61 @@ class TextError(ParameterError):
 
     A ``ParameterError``: it names the parameter, the value and what is allowed.
     """
+
+
+@dataclass(frozen=True)
+class CanarySpace:
+    """The canaries ``prefix + secret`` with ``secret`` in ``alphabet ** length``."""
+
+    prefix: str
+    alphabet: str = "0123456789"
+    length: int = 5
+
+    def __post_init__(self):
+        check_str("prefix", self.prefix)  # the model starts from it
+        check_str("alphabet", self.alphabet)
+        if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
+            raise TextError("alphabet", self.alphabet, ">= 2 distinct characters")
+        # a NumPy integer becomes a plain int
+        object.__setattr__(self, "length", check_int("length", self.length, 1))
+
+    @property
+    def size(self) -> int:
+        """Return |R| = len(alphabet) ** length."""
+        return len(self.alphabet) ** self.length
+
+    def canary(self, secret: str) -> str:
+        """Return the canary text ``prefix + secret``, checking the secret."""
+        self.index(secret)
+        return self.prefix + secret
+
+    def index(self, secret: str) -> int:
+        """Return the secret's position in the enumeration order (base-|alphabet| number)."""
+        if (
+            not isinstance(secret, str)
+            or len(secret) != self.length
+            or any(c not in self.alphabet for c in secret)
+        ):
+            raise TextError("secret", secret, f"{self.length} characters of {self.alphabet!r}")
+        value = 0
+        for c in secret:
+            value = value * len(self.alphabet) + self.alphabet.index(c)
+        return value
+
+    def secret(self, index: int) -> str:
+        """Return the secret at ``index`` of the enumeration order."""
+        index = check_int("index", index, 0, self.size - 1)
+        base, chars = len(self.alphabet), []
+        for _ in range(self.length):
+            index, r = divmod(index, base)
+            chars.append(self.alphabet[r])
+        return "".join(reversed(chars))
+
+    def random_secrets(self, num: int, seed=None) -> list[str]:
+        """Return ``num`` distinct secrets drawn uniformly from the space."""
+        num = check_int("num", num, 1, self.size)
+        rng = make_rng(seed)
+        return [self.secret(i) for i in rng.choice(self.size, size=num, replace=False)]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from labkit._checks import (
 from labkit.dp.schedule import sampling_probability, schedule
 
 __all__ = [
+    "ACCOUNTANTS",
+    "SAMPLINGS",
     "UnreachableEpsilonError",
     "dpsgd_event",
     "make_accountant",
@@ -37,12 +39,12 @@ __all__ = [
 
 ACCOUNTANTS = ("rdp", "pld")
 SAMPLINGS = ("poisson", "shuffle")
-PLD_INTERVAL = 1e-3  # the finest PLD discretisation (epsilon <= 10)
-PLD_RELATIVE = 1e-4  # above: interval = epsilon * PLD_RELATIVE, so the PLD size stays bounded
-PLD_MAX_EPSILON = 1e4  # beyond it the PLD is not built: the RDP bound is returned
+_PLD_INTERVAL = 1e-3  # the finest PLD discretisation (epsilon <= 10)
+_PLD_RELATIVE = 1e-4  # above: interval = epsilon * _PLD_RELATIVE, so the PLD size stays bounded
+_PLD_MAX_EPSILON = 1e4  # beyond it the PLD is not built: the RDP bound is returned
 # dp-accounting's RDP fails (a negative divergence from rounding) near sigma = 1e6. Epsilon
 # falls as sigma grows, so the epsilon of this sigma bounds every larger one (it is 0.0 here).
-MAX_ACCOUNTED_NOISE = 1e4
+_MAX_ACCOUNTED_NOISE = 1e4
 
 
 class UnreachableEpsilonError(ParameterError):
@@ -56,13 +58,13 @@ def dpsgd_event(
     q = sampling_probability(batch_size, num_examples)
     noise_multiplier = check_noise_multiplier(noise_multiplier)
     steps = check_int("steps", steps, 1)
-    sigma = min(noise_multiplier, MAX_ACCOUNTED_NOISE)  # a valid upper bound, see above
+    sigma = min(noise_multiplier, _MAX_ACCOUNTED_NOISE)  # a valid upper bound, see above
     step = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
     return dp_accounting.SelfComposedDpEvent(step, steps)
 
 
 def make_accountant(
-    accountant: str = "rdp", interval: float = PLD_INTERVAL
+    accountant: str = "rdp", interval: float = _PLD_INTERVAL
 ) -> dp_accounting.PrivacyAccountant:
     """Return a fresh accountant: ``'rdp'`` (Mironov 2017) or ``'pld'`` (tighter).
 
@@ -95,9 +97,9 @@ def _epsilon(event: dp_accounting.DpEvent, delta: float, accountant: str) -> flo
     rdp = make_accountant("rdp")
     rdp.compose(event)
     eps = float(rdp.get_epsilon(delta))
-    if accountant == "rdp" or eps > PLD_MAX_EPSILON:
+    if accountant == "rdp" or eps > _PLD_MAX_EPSILON:
         return eps
-    pld = make_accountant("pld", max(PLD_INTERVAL, eps * PLD_RELATIVE))
+    pld = make_accountant("pld", max(_PLD_INTERVAL, eps * _PLD_RELATIVE))
     pld.compose(event)
     return float(min(pld.get_epsilon(delta), eps))  # both are valid upper bounds
 

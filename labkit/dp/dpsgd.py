@@ -42,7 +42,7 @@ from labkit.dp._random import seed_words
 from labkit.dp.layers import rule_for
 from labkit.dp.query import GaussianSumQuery
 
-__all__ = ["DPSGD", "dp_cnn", "reference_clipped_sum"]
+__all__ = ["DPSGD", "METHODS", "dp_cnn", "reference_clipped_sum"]
 
 METHODS = ("ghost", "ghost-recurrent", "vectorized")
 

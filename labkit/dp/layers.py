@@ -33,7 +33,7 @@ from labkit._checks import ParameterError
 
 __all__ = ["Tap", "LayerRule", "register", "rule_for", "RULES"]
 
-K = tf.keras.layers
+_K = tf.keras.layers
 
 
 @dataclass
@@ -103,8 +103,8 @@ def _check_weightless(layer) -> None:
         _refuse(layer, f"{len(layer.weights)} weights", "a weightless layer")
 
 
-@register(K.Flatten, K.Reshape, K.MaxPooling2D, K.AveragePooling2D, K.GlobalAveragePooling2D,
-          K.GlobalMaxPooling2D, K.Activation, K.Dropout, check=_check_weightless)  # fmt: skip
+@register(_K.Flatten, _K.Reshape, _K.MaxPooling2D, _K.AveragePooling2D, _K.GlobalAveragePooling2D,
+          _K.GlobalMaxPooling2D, _K.Activation, _K.Dropout, check=_check_weightless)  # fmt: skip
 def _weightless(layer, h, training, watch):
     return layer(h, training=training), []
 
@@ -114,7 +114,7 @@ def _check_dense(layer) -> None:
     _no_regularizers(layer)
 
 
-@register(K.Dense, check=_check_dense)
+@register(_K.Dense, check=_check_dense)
 def _dense(layer, h, training, watch):
     z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
     if h.shape.rank == 2:
@@ -139,7 +139,7 @@ def _check_conv(layer) -> None:
         _refuse(layer, f"data_format={layer.data_format!r}", "data_format='channels_last'")
 
 
-@register(K.Conv2D, check=_check_conv)
+@register(_K.Conv2D, check=_check_conv)
 def _conv2d(layer, h, training, watch):
     padding = layer.padding.upper()
     z = tf.nn.conv2d(h, layer.kernel, layer.strides, padding)
@@ -166,7 +166,7 @@ def _check_embedding(layer) -> None:
                 "pad with a real character, or use method='vectorized'")  # fmt: skip
 
 
-@register(K.Embedding, check=_check_embedding)
+@register(_K.Embedding, check=_check_embedding)
 def _embedding(layer, h, training, watch):
     codes = tf.cast(h, tf.int32)  # whole numbers in range: checked before training
     emb = tf.gather(layer.embeddings, codes)
@@ -183,7 +183,7 @@ def _check_recurrent(layer) -> None:
         value = getattr(layer, option)
         if value != default:
             _refuse(layer, f"{option}={value!r}", f"{option}={default!r}")
-    if isinstance(layer, K.GRU) and not layer.reset_after:
+    if isinstance(layer, _K.GRU) and not layer.reset_after:
         _refuse(layer, "reset_after=False", "reset_after=True (the Keras default)")
 
 
@@ -191,7 +191,7 @@ def _cell_step(layer, mx, mr, state):
     """One GRU (reset_after) / LSTM step from ``mx = x W (+ b)`` and ``mr = h U (+ b)``."""
     cell = layer.cell
     act, rec = cell.activation, cell.recurrent_activation
-    if isinstance(layer, K.GRU):
+    if isinstance(layer, _K.GRU):
         xz, xr, xh = tf.split(mx, 3, axis=-1)
         rz, rr, rh = tf.split(mr, 3, axis=-1)
         z, r = rec(xz + rz), rec(xr + rr)
@@ -203,9 +203,9 @@ def _cell_step(layer, mx, mr, state):
     return h, [h, c]
 
 
-@register(K.GRU, K.LSTM, check=_check_recurrent)
+@register(_K.GRU, _K.LSTM, check=_check_recurrent)
 def _recurrent(layer, h, training, watch):
-    cell, gru = layer.cell, isinstance(layer, K.GRU)
+    cell, gru = layer.cell, isinstance(layer, _K.GRU)
     n, steps = tf.shape(h)[0], int(h.shape[1])
     k = int(cell.recurrent_kernel.shape[1])
     mx = tf.tensordot(h, cell.kernel, [[2], [0]])

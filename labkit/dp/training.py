@@ -20,13 +20,11 @@ from labkit._checks import (
 )
 from labkit.config import progress
 from labkit.dp._random import noise_rng
-from labkit.dp.accounting import dpsgd_epsilon
+from labkit.dp.accounting import SAMPLINGS, dpsgd_epsilon
 from labkit.dp.dpsgd import DPSGD, METHODS
 from labkit.dp.schedule import schedule
 
 __all__ = ["DPSGDHistory", "make_dpsgd", "poisson_batches", "shuffled_batches", "train_dpsgd"]
-
-SAMPLINGS = ("poisson", "shuffle")
 
 
 def make_dpsgd(

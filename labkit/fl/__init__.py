@@ -5,10 +5,17 @@ loop, histories and costs) and the private vectorised trainer ``_cohort``. The s
 ``labkit.aggregation.Aggregator``; this package imports neither ``dp`` nor ``he``.
 """
 
-from labkit.fl.client import ClientUpdate, OneByOne, make_client_update, make_evaluator
+from labkit.fl.client import (
+    ClientUpdate,
+    OneByOne,
+    make_client_update,
+    make_evaluator,
+    model_update,
+)
 from labkit.fl.loop import (
     FLHistory,
     client_datasets,
+    client_schedule,
     fedavg,
     fedsgd,
     model_bytes,
@@ -28,4 +35,6 @@ __all__ = [
     "num_sampled_clients",
     "sample_clients",
     "model_bytes",
+    "model_update",
+    "client_schedule",
 ]

@@ -17,6 +17,8 @@ from labkit._lazy import lazy_submodules
 
 __all__ = [
     "STYLE",
+    "MIN_FONT",
+    "MAX_WIDTH",
     "use_style",
     "new_figure",
     "plot_lines",
