@@ -323,8 +323,8 @@ def cost_summary(results_dir: str | Path | None = None) -> list[dict]:
     return out
 
 
-def rounds_table(rows: list[dict]) -> str:
-    """Return fedavg_rounds rows as Markdown: rounds to target, ours and the paper's, and ratios.
+def rounds_table(rows: list[dict]) -> Table:
+    """Return fedavg_rounds rows as a ``Table``: rounds to target, ours and the paper's, ratios.
 
     A ratio is the FedSGD rounds of the same model and partition over this row's rounds, once
     for our runs and once for the paper's numbers; "> budget" marks a target not reached.
@@ -344,21 +344,20 @@ def rounds_table(rows: list[dict]) -> str:
     def ratio(base, this) -> str:
         return f"{base / this:.1f}x" if base and this else "n/a"
 
-    lines = [
-        "| model | partition | method | E | B | target | rounds (ours) | rounds (paper) "
-        "| FedSGD / this (ours) | FedSGD / this (paper) | best accuracy |",
-        "|" + "---|" * 11,
-    ]
+    columns = ["model", "partition", "method", "E", "B", "target", "rounds (ours)",
+               "rounds (paper)", "FedSGD / this (ours)", "FedSGD / this (paper)",
+               "best accuracy"]  # fmt: skip
+    out = []
     for r in rows:
-        ours = r["rounds"] if r["rounds"] is not None else f"> {r['budget']}"
         paper = r.get("paper_rounds")
-        lines.append(
-            f"| {r['model']} | {r['partition']} | {r['method']} | {r['E']} | {r['B']} "
-            f"| {r['target']:.2f} | {ours} | {paper or 'n/a'} "
-            f"| {ratio(fedsgd(r, 'rounds'), r['rounds'])} "
-            f"| {ratio(fedsgd(r, 'paper_rounds'), paper)} | {r['best_accuracy']:.4f} |"
-        )
-    return "\n".join(lines)
+        values = [
+            r["model"], r["partition"], r["method"], r["E"], r["B"], f"{r['target']:.2f}",
+            r["rounds"] if r["rounds"] is not None else f"> {r['budget']}", paper or "n/a",
+            ratio(fedsgd(r, "rounds"), r["rounds"]), ratio(fedsgd(r, "paper_rounds"), paper),
+            f"{r['best_accuracy']:.4f}",
+        ]  # fmt: skip
+        out.append({c: str(v) for c, v in zip(columns, values, strict=True)})
+    return Table(out, columns)
 
 
 # --- chapters 00, 01, 06, 07 -------------------------------------------------------------------

@@ -96,6 +96,8 @@ MEASURE = r"""
     mjx_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
     widget_views: views,
     widgets_rendered: document.querySelectorAll('.widget-subarea .jupyter-widgets').length,
+    widget_text: [...document.querySelectorAll('.widget-subarea')].map(w => w.innerText)
+      .join(' ').replace(/\s+/g, ' '),
     widget_inputs: document.querySelectorAll('.jupyter-widgets input').length,
     images: [...document.images].map(i => ({src: i.getAttribute('src'),
       loaded: i.complete && i.naturalWidth > 0, alt: i.getAttribute('alt')})),

@@ -263,7 +263,7 @@ def test_rounds_table_ratios_ours_and_the_papers():
             "best_accuracy": 0.96,
         },
     ]
-    lines = lk.results.rounds_table(rows).splitlines()
+    lines = lk.results.rounds_table(rows).data.splitlines()
     assert len(lines) == 2 + len(rows)
     assert "| 40 | 87 | 15.0x | 16.9x | 0.9710 |" in lines[3]
     assert "| > 30 | n/a | n/a | n/a | 0.9600 |" in lines[4]

@@ -138,9 +138,61 @@ def _config(lang: str) -> Path:
     return path
 
 
+def _toc_captions(toc: dict) -> list[str]:
+    return [part["caption"] for part in toc.get("parts", []) if part.get("caption")]
+
+
+def _toc(lang: str) -> Path:
+    """notebooks/_toc.yml with its part captions translated from locales/<lang>/.../_toc.po.
+
+    Jupyter Book writes the toctree (and its captions) at build time, so Sphinx's gettext never
+    sees the captions; they have their own small catalogue, kept by ``--update-catalogues``.
+    """
+    from babel.messages.pofile import read_po
+
+    source = NOTEBOOKS / "_toc.yml"
+    if lang == "en":
+        return source
+    toc = yaml.safe_load(source.read_text())
+    with open(LOCALES / lang / "LC_MESSAGES" / "_toc.po", "rb") as f:
+        catalog = read_po(f)
+    for part in toc.get("parts", []):
+        message = catalog.get(part.get("caption", ""))
+        if message is not None and message.string and not message.fuzzy:
+            part["caption"] = message.string
+    path = BUILD / f"toc-{lang}.yml"
+    path.write_text(yaml.safe_dump(toc, allow_unicode=True, sort_keys=False))
+    return path
+
+
+def _update_toc_catalogue(lang: str) -> None:
+    """Add the part captions that _toc.po lacks (untranslated); drop the ones no longer used."""
+    import json
+
+    from babel.messages.pofile import read_po
+
+    path = LOCALES / lang / "LC_MESSAGES" / "_toc.po"
+    old = read_po(path.open("rb")) if path.exists() else None
+    lines = [
+        "# The course website's part captions (notebooks/_toc.yml), kept by",
+        "# tools/build_book.py --update-catalogues.",
+        'msgid ""',
+        'msgstr ""',
+        f'"Language: {lang}\\n"',
+        '"Content-Type: text/plain; charset=utf-8\\n"',
+    ]
+    for caption in _toc_captions(yaml.safe_load((NOTEBOOKS / "_toc.yml").read_text())):
+        message = old.get(caption) if old is not None else None
+        translated = message.string if message is not None and message.string else ""
+        # a JSON string literal is a valid PO string literal for these one-line captions
+        msgid, msgstr = (json.dumps(t, ensure_ascii=False) for t in (caption, translated))
+        lines += ["", f"msgid {msgid}", f"msgstr {msgstr}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _jupyter_book(lang: str, out: Path, builder: str, warnings_as_errors: bool) -> None:
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", "--all"]
-    cmd += ["--config", str(_config(lang)), "--path-output", str(out)]
+    cmd += ["--config", str(_config(lang)), "--toc", str(_toc(lang)), "--path-output", str(out)]
     if builder == "gettext":
         cmd += ["--builder", "custom", "--custom-builder", "gettext"]
     elif builder != "html":
@@ -182,6 +234,7 @@ def update_catalogues() -> Path:
             check=True,
             cwd=ROOT,
         )
+        _update_toc_catalogue(lang)
     return LOCALES
 
 
