@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from labkit._checks import ParameterError
+from labkit.models import rnn_step
 
 __all__ = ["Tap", "LayerRule", "register", "rule_for", "RULES"]
 
@@ -116,10 +117,15 @@ def _check_dense(layer) -> None:
 
 @register(_K.Dense, check=_check_dense)
 def _dense(layer, h, training, watch):
-    z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
     if h.shape.rank == 2:
         z = tf.matmul(h, layer.kernel)  # the plain GEMM (tensordot adds reshapes)
-    taps = [Tap(layer.kernel, h, None)]
+    else:
+        z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
+    return _biased(layer, z, [Tap(layer.kernel, h, None)])
+
+
+def _biased(layer, z, taps: list[Tap]):
+    """Add the layer's bias (a tap of its own), point every tap at z, apply the activation."""
     if layer.use_bias:
         z = z + layer.bias
         taps.append(Tap(layer.bias, None, None))
@@ -148,13 +154,7 @@ def _conv2d(layer, h, training, watch):
         h, sizes=[1, kh, kw, 1], strides=[1, *layer.strides, 1], rates=[1, 1, 1, 1],
         padding=padding,
     )  # fmt: skip
-    taps = [Tap(layer.kernel, patches, None)]
-    if layer.use_bias:
-        z = z + layer.bias
-        taps.append(Tap(layer.bias, None, None))
-    for tap in taps:
-        tap.z = z
-    return layer.activation(z), taps
+    return _biased(layer, z, [Tap(layer.kernel, patches, None)])
 
 
 # --- Embedding ------------------------------------------------------------------------------
@@ -187,22 +187,6 @@ def _check_recurrent(layer) -> None:
         _refuse(layer, "reset_after=False", "reset_after=True (the Keras default)")
 
 
-def _cell_step(layer, mx, mr, state):
-    """One GRU (reset_after) / LSTM step from ``mx = x W (+ b)`` and ``mr = h U (+ b)``."""
-    cell = layer.cell
-    act, rec = cell.activation, cell.recurrent_activation
-    if isinstance(layer, _K.GRU):
-        xz, xr, xh = tf.split(mx, 3, axis=-1)
-        rz, rr, rh = tf.split(mr, 3, axis=-1)
-        z, r = rec(xz + rz), rec(xr + rr)
-        h = z * state[0] + (1.0 - z) * act(xh + r * rh)
-        return h, [h]
-    i, f, g, o = tf.split(mx + mr, 4, axis=-1)
-    c = rec(f) * state[1] + rec(i) * act(g)
-    h = rec(o) * act(c)
-    return h, [h, c]
-
-
 @register(_K.GRU, _K.LSTM, check=_check_recurrent)
 def _recurrent(layer, h, training, watch):
     cell, gru = layer.cell, isinstance(layer, _K.GRU)
@@ -227,7 +211,7 @@ def _recurrent(layer, h, training, watch):
     def body(t, prev, outs, state):
         prev = prev.write(t, state[0])
         mr = tf.matmul(state[0], cell.recurrent_kernel) + b_rec + probe_t.read(t)
-        out, state = _cell_step(layer, mx_t.read(t), mr, state)
+        out, state = rnn_step(layer, mx_t.read(t), mr, state)  # the cell math of the LM
         return t + 1, prev, outs.write(t, out), state
 
     arrays = (tf.TensorArray(tf.float32, size=steps), tf.TensorArray(tf.float32, size=steps))

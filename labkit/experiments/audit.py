@@ -69,7 +69,8 @@ def canary_audit_experiment(
     import tensorflow as tf
 
     from labkit.attacks.audit import canary_audit
-    from labkit.dp import dpsgd_noise_multiplier, train_dpsgd
+    from labkit.dp import dpsgd_noise_multiplier
+    from labkit.experiments import _dpsgd  # the package has loaded: this module is lazy
     from labkit.models import evaluate, mlp, per_example_loss
 
     if epsilon is not None:
@@ -83,19 +84,8 @@ def canary_audit_experiment(
         sigma = dpsgd_noise_multiplier(epsilon, batch_size, n, epochs, delta)
     tf.keras.utils.set_random_seed(seed)
     model = mlp(ds.input_shape, ds.num_classes, hidden=hidden)
-    history = train_dpsgd(
-        model,
-        x,
-        y,
-        l2_norm_clip=l2_norm_clip,
-        noise_multiplier=sigma,
-        batch_size=batch_size,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        delta=delta,
-        seed=noise_seed,
-    )
+    train = _dpsgd(l2_norm_clip, batch_size, epochs, learning_rate, momentum, delta, noise_seed)
+    history = train(model, x, y, noise_multiplier=sigma)
     scores = -per_example_loss(model, xc, yc)  # low loss on the wrong label: inserted
     audit = canary_audit(scores, included, num_guesses, delta=delta, confidence=confidence)
     return {
