@@ -493,7 +493,8 @@ def test_figure_text_is_readable(browser, name):
 def test_tables_and_solutions(browser, name):
     """Tables render as tables (no Markdown pipes); a solution's output is inside its fold."""
     page = browser[f"{name}.html"]
-    pipes = re.findall(r".{0,40}\|\s*[-—–:]+\s*\|.{0,40}", page["page_text"])
+    # a separator row: |---| (or |—|, the site's typography of ---); not |o-1| - |o|
+    pipes = re.findall(r".{0,40}\|\s*(?::?-{3,}:?|[—–])\s*\|.{0,40}", page["page_text"])
     assert not pipes, f"{name}: a Markdown table printed as text: {pipes[:2]}"
     assert page["solution_outputs_outside"] == 0, f"{name}: a solution's output shows unasked"
 

@@ -34,6 +34,7 @@ CHAPTERS = [  # chapter, controls in its knob (one knob per chapter)
     ("04_homomorphic_encryption.ipynb", 2),
     ("02_federated_learning.ipynb", 2),
     ("05_combining.ipynb", 2),
+    ("10_model_service.ipynb", 1),
 ]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RUN_TIMEOUT = 420  # seconds for one chapter's Run All on a loaded 2-core machine
