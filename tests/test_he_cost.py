@@ -191,3 +191,5 @@ def test_floor_divides_only_the_parallel_phases():
     assert one["aggregate"] == two["aggregate"] == 9 * 10  # 10 ciphertexts, 9 products each
     assert one["decrypt"] == 2 * two["decrypt"] == 2 * 10
     assert one["total"] == pytest.approx(sum(one[p] for p in ("encrypt", "aggregate", "decrypt")))
+    measured = lk.he.floor_seconds(ops, each, 2, parallel_seconds_each={k: 0.75 for k in each})
+    assert measured["decrypt"] == 0.75 * 20 and measured["aggregate"] == 90  # taken as measured

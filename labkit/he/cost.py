@@ -122,20 +122,28 @@ def aggregation_ops(
 
 
 def floor_seconds(
-    ops: list[dict], seconds_each: dict, processes: int = 1, parallel=("encrypt", "decrypt")
+    ops: list[dict],
+    seconds_each: dict,
+    processes: int = 1,
+    parallel=("encrypt", "decrypt"),
+    parallel_seconds_each: dict | None = None,
 ) -> dict:
     """Return the floor per phase and in total: sum of count x gmpy2's time for one op.
 
-    ``seconds_each`` maps each op's ``kind`` to its measured time; phases in ``parallel`` are
-    divided by ``processes`` (labkit spreads encryption and decryption over worker processes,
-    the server's multiplications run inline).
+    ``seconds_each`` maps each op's ``kind`` to its measured time in one process. Phases in
+    ``parallel`` (labkit spreads encryption and decryption over worker processes; the server's
+    multiplications run inline) take ``parallel_seconds_each`` when given (wall time per op
+    with ``processes`` processes at once: what the machine delivers now), else
+    ``seconds_each`` divided by ``processes``.
     """
     processes = check_int("processes", processes, 1)
     out = dict.fromkeys(_PHASES, 0.0)
     for op in ops:
-        if op["kind"] not in seconds_each:
-            raise ParameterError("seconds_each", sorted(seconds_each), f"a time for {op['kind']}")
-        t = op["count"] * seconds_each[op["kind"]]
-        out[op["phase"]] += t / processes if op["phase"] in parallel else t
+        par = op["phase"] in parallel and processes > 1
+        table = parallel_seconds_each if par and parallel_seconds_each else seconds_each
+        if op["kind"] not in table:
+            raise ParameterError("seconds_each", sorted(table), f"a time for {op['kind']}")
+        t = op["count"] * table[op["kind"]]
+        out[op["phase"]] += t / processes if par and table is seconds_each else t
     out["total"] = sum(out[p] for p in _PHASES)
     return out
