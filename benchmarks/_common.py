@@ -143,3 +143,34 @@ def dense_training_flops(model, num_examples: int) -> int:
         raise ValueError("dense_training_flops counts Flatten + Dense models only")
     io = [int(k.shape[0]) * int(k.shape[1]) for k in kernels]
     return num_examples * (6 * sum(io) - 2 * io[0])
+
+
+def interleaved_rounds(methods: dict, rounds: int, warmup: bool = True, log=print) -> dict:
+    """Run every method of ``methods`` (name -> no-argument callable) once per round, ABBA.
+
+    The order is reversed every other round, so no method always runs first or last, and a
+    load spike on a shared machine hits the methods of one round alike; ratios are then taken
+    pairwise within a round (``median_ratio``). ``warmup`` runs each method once, unrecorded,
+    first (caches, worker processes, tables). Returns ``{"results": {name: [one result per
+    round]}, "load_before": ..., "load_after": ...}`` (1-minute load averages).
+    """
+    names = list(methods)
+    if warmup:
+        for name in names:
+            methods[name]()
+    load_before = round(os.getloadavg()[0], 2)
+    results = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            results[name].append(methods[name]())
+        log(f"  round {r + 1}/{rounds} done, load {os.getloadavg()[0]:.2f}")
+    return {"results": results, "load_before": load_before,
+            "load_after": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def median_ratio(numerators, denominators) -> tuple[float, list[float]]:
+    """Return the median of the pairwise ratios of two per-round series, and the ratios."""
+    import statistics
+
+    ratios = [a / b for a, b in zip(numerators, denominators, strict=True)]
+    return statistics.median(ratios), [round(x, 4) for x in ratios]

@@ -4,6 +4,7 @@ Unit tests use opt-in 512-bit keys for speed (insecure; fine for arithmetic chec
 2048-bit check of the fast encryptor.
 """
 
+import dataclasses
 import secrets
 
 import gmpy2
@@ -194,6 +195,31 @@ def test_full_headroom_fits_and_one_more_is_refused(keys, fast):
         full + top[4]  # noqa: B018
     with pytest.raises(lk.he.HeadroomError, match="max_summands=4, got 6"):
         lk.he.encrypted_weighted_sum(top[:2], [3, 3])
+
+
+def test_headroom_check_sits_exactly_where_a_slot_overflows(keys, fast):
+    pk, sk = keys
+    # max_summands * levels = 2^slot_bits - 1: the declared headroom fills the slot exactly
+    spec = lk.he.PackingSpec(-1.0, 1.0, precision_bits=6, max_summands=2**6 + 1)
+    assert spec.slot_bits == 12 and spec.max_summands * spec.levels == 2**12 - 1
+    top = lk.he.encrypt_packed(pk, np.ones(30), spec, encryptor=fast)
+    full = lk.he.encrypted_weighted_sum([top], [spec.max_summands])
+    assert (lk.he.decrypt_vector(sk, full, integers=True) == 2**12 - 1).all()
+    with pytest.raises(lk.he.HeadroomError, match="max_summands=65, got 66"):
+        lk.he.encrypted_weighted_sum([top], [spec.max_summands + 1])
+    # what the check prevents: one more summand, multiplied in by hand, carries into the next slot
+    n2 = pk.n**2
+    cts = [c * t % n2 for c, t in zip(full.ciphertexts, top.ciphertexts, strict=True)]
+    wrong = lk.he.decrypt_vector(sk, dataclasses.replace(full, ciphertexts=cts), integers=True)
+    assert (wrong != 66 * spec.levels).all()
+    # the benchmark's spec: 20-bit values, 10 clients, 24-bit slots; 10 fit, 11 are refused
+    spec = lk.he.PackingSpec(-1.0, 1.0, precision_bits=20, max_summands=10)
+    assert spec.slot_bits == 24 == (10 * (2**20 - 1)).bit_length()
+    tops = [lk.he.encrypt_packed(pk, np.ones(50), spec, encryptor=fast) for _ in range(11)]
+    assert (lk.he.decrypt_vector(sk, lk.he.encrypted_sum(tops[:10]), integers=True)
+            == 10 * spec.levels).all()  # fmt: skip
+    with pytest.raises(lk.he.HeadroomError, match="max_summands=10, got 11"):
+        lk.he.encrypted_sum(tops)
 
 
 def test_packed_weighted_mean(keys, fast):

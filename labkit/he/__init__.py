@@ -9,6 +9,7 @@ Modules, one concern each:
     packing     quantisation and slots with headroom (``PackingSpec``), bit packing
     vectors     ``EncryptedVector`` / ``PackedVector``, encryption, sums, means, decryption
     djn         DJN fast encryption (``FastEncryptor``) and CRT decryption
+    cost        the modular operations each aggregation path performs, and their floor
     rsa         textbook RSA, the source article's multiplicative formula
     aggregator  ``secure_aggregate`` and ``SecureAggregator`` (a ``labkit.aggregation.Aggregator``)
     inference   a linear model served on encrypted features (``labkit.he.inference``, chapter 08)
@@ -19,9 +20,10 @@ Cryptographic randomness comes from ``secrets`` / phe's ``SystemRandom`` and is 
 # Each submodule's ``__all__`` is its public surface; the package re-exports them all (as
 # ``labkit.dp`` does), so no name is listed twice.
 from labkit._lazy import lazy_submodules
-from labkit.he import _pool, aggregator, djn, encoding, keys, packing, rsa, vectors
+from labkit.he import _pool, aggregator, cost, djn, encoding, keys, packing, rsa, vectors
 from labkit.he._pool import *  # noqa: F403
 from labkit.he.aggregator import *  # noqa: F403
+from labkit.he.cost import *  # noqa: F403
 from labkit.he.djn import *  # noqa: F403
 from labkit.he.encoding import *  # noqa: F403
 from labkit.he.keys import *  # noqa: F403
@@ -31,7 +33,7 @@ from labkit.he.vectors import *  # noqa: F403
 
 __all__ = [
     name
-    for module in (keys, encoding, packing, vectors, djn, _pool, rsa, aggregator)
+    for module in (keys, encoding, packing, vectors, djn, cost, _pool, rsa, aggregator)
     for name in module.__all__
 ]
 

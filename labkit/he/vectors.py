@@ -207,11 +207,14 @@ def _packed_weighted_sum(vectors: Sequence[PackedVector], weights: list[int], me
     powers = [(w * (divisor // v.divisor), v) for w, v in used]
     total = first.spec.check_headroom(sum(s * v.weight for s, v in powers))
     n2 = gmpy2.mpz(first.public_key.n) ** (first.s + 1)  # the ciphertext modulus
-    acc = [gmpy2.mpz(1)] * len(first.ciphertexts)
+    acc = None  # starts at the first term: (clients - 1) multiplications per ciphertext
     for s, v in powers:
-        for j, c in enumerate(v.ciphertexts):
-            term = gmpy2.mpz(c) if s == 1 else gmpy2.powmod(c, s, n2)  # E(x)^s = E(s*x)
-            acc[j] = acc[j] * term % n2  # E(x)*E(y) = E(x+y)
+        # E(x)^s = E(s*x)
+        terms = [gmpy2.mpz(c) if s == 1 else gmpy2.powmod(c, s, n2) for c in v.ciphertexts]
+        if acc is None:
+            acc = terms
+        else:  # E(x)*E(y) = E(x+y)
+            acc = [a * t % n2 for a, t in zip(acc, terms, strict=True)]
     if mean:
         divisor *= sum(weights)
     return PackedVector(first.public_key, [int(c) for c in acc], first.spec, first.length,
