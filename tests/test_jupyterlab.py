@@ -232,7 +232,11 @@ class Page:
             ".then(ok => window.__run = {ok}, e => window.__run = {error: String(e)}); 1"
         )
         result = self.wait("window.__run", RUN_TIMEOUT, "Run All to finish")
-        assert result == {"ok": True}, result
+        errors = self.js(
+            "[...document.querySelectorAll('[data-mime-type=\"application/vnd.jupyter.stderr\"]')]"
+            ".map(e => e.innerText.slice(-1500))"
+        )
+        assert result == {"ok": True}, (result, errors)
 
     def save(self) -> None:
         self.js("jupyterapp.commands.execute('docmanager:save').then(() => 1)")
@@ -300,6 +304,8 @@ def lab(tmp_path_factory):
     (work / "notebooks").mkdir()
     for name, _ in CHAPTERS:  # byte-identical copies: a signature covers the content
         shutil.copy2(ROOT / "notebooks" / name, work / "notebooks" / name)
+    # the files the chapters read relative to their folder, as in the checkout (02: listings/)
+    shutil.copytree(ROOT / "notebooks" / "listings", work / "notebooks" / "listings")
     server = Lab(work)
     try:
         yield server
