@@ -128,6 +128,27 @@ def peak_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
+    """Best-of GFLOP/s of a float32 (m x k) @ (k x n) matmul, timed for about ``seconds``."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.normal([m, k])
+    b = tf.random.normal([k, n])
+    mm = tf.function(lambda a, b: tf.matmul(a, b))
+    mm(a, b).numpy()
+    best, end = float("inf"), time.perf_counter() + seconds
+    reps = max(1, int(2e8 / (2 * m * k * n)))  # ~0.1 GFLOP per timing
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(reps):
+            out = mm(a, b)
+        out.numpy()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2.0 * m * k * n / best / 1e9
+
+
 def dense_training_flops(model, num_examples: int) -> int:
     """FLOPs of one SGD pass of a Flatten + Dense model over ``num_examples`` examples.
 
@@ -143,3 +164,34 @@ def dense_training_flops(model, num_examples: int) -> int:
         raise ValueError("dense_training_flops counts Flatten + Dense models only")
     io = [int(k.shape[0]) * int(k.shape[1]) for k in kernels]
     return num_examples * (6 * sum(io) - 2 * io[0])
+
+
+def interleaved_rounds(methods: dict, rounds: int, warmup: bool = True, log=print) -> dict:
+    """Run every method of ``methods`` (name -> no-argument callable) once per round, ABBA.
+
+    The order is reversed every other round, so no method always runs first or last, and a
+    load spike on a shared machine hits the methods of one round alike; ratios are then taken
+    pairwise within a round (``median_ratio``). ``warmup`` runs each method once, unrecorded,
+    first (caches, worker processes, tables). Returns ``{"results": {name: [one result per
+    round]}, "load_before": ..., "load_after": ...}`` (1-minute load averages).
+    """
+    names = list(methods)
+    if warmup:
+        for name in names:
+            methods[name]()
+    load_before = round(os.getloadavg()[0], 2)
+    results = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            results[name].append(methods[name]())
+        log(f"  round {r + 1}/{rounds} done, load {os.getloadavg()[0]:.2f}")
+    return {"results": results, "load_before": load_before,
+            "load_after": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def median_ratio(numerators, denominators) -> tuple[float, list[float]]:
+    """Return the median of the pairwise ratios of two per-round series, and the ratios."""
+    import statistics
+
+    ratios = [a / b for a, b in zip(numerators, denominators, strict=True)]
+    return statistics.median(ratios), [round(x, 4) for x in ratios]
