@@ -43,6 +43,7 @@ import labkit as lk
 NUM_CLIENTS, FRACTION, EPOCHS, BATCH, LR = 100, 0.1, 1, 10, 0.1
 ROUNDS = lk.scale(2, 6)  # ABBA rounds
 NUM_ROUNDS = lk.scale(3, 10)  # FedAvg rounds per timed block
+PEAK_N = 2048  # the peak matmul's size (peak_matmul_gflops' default)
 
 
 def naive_rounds(model, clients, num_rounds: int, seed: int) -> list[np.ndarray]:
@@ -152,17 +153,23 @@ def main() -> None:
     initial = model.get_weights()
     final = {}
 
-    def labkit_block() -> float:
+    def labkit_block() -> tuple[float, float]:
         model.set_weights(initial)  # every block: the same weights, seed and clients
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         lk.fl.fedavg(model, clients, NUM_ROUNDS, seed=0, **kwargs)
-        return (time.perf_counter() - start) / NUM_ROUNDS
+        return (time.perf_counter() - start) / NUM_ROUNDS, (time.process_time() - cpu) / NUM_ROUNDS
 
-    def naive_block() -> float:
+    def naive_block() -> tuple[float, float]:
         naive.set_weights(initial)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         final["naive"] = naive_rounds(naive, clients, NUM_ROUNDS, seed=0)
-        return (time.perf_counter() - start) / NUM_ROUNDS
+        return (time.perf_counter() - start) / NUM_ROUNDS, (time.process_time() - cpu) / NUM_ROUNDS
+
+    def peak_block() -> tuple[float, float]:
+        """The peak (GFLOP/s, best of 5) and its FLOPs per CPU-second (all 6 matmuls)."""
+        cpu = time.process_time()
+        gflops = peak_matmul_gflops(PEAK_N, repeats=5)
+        return gflops, 6 * 2 * PEAK_N**3 / (time.process_time() - cpu) / 1e9
 
     # Warm-up: one FedAvg round each (traces, builds the train functions); then ABBA rounds.
     lk.fl.fedavg(model, clients, 1, seed=1, **kwargs)
@@ -171,12 +178,14 @@ def main() -> None:
     blocks = {
         "labkit": labkit_block,
         "naive": naive_block,
-        "peak": peak_matmul_gflops,
+        "peak": peak_block,
         "shape_peak": shape_peak_block(model, m, BATCH),
     }
     run = interleaved_rounds(blocks, ROUNDS, warmup=False)
-    fast_times, slow_times = run["results"]["labkit"], run["results"]["naive"]
-    peaks = run["results"]["peak"]
+    (fast_times, fast_cpu), (slow_times, slow_cpu) = (
+        [list(x) for x in zip(*run["results"][name], strict=True)] for name in ("labkit", "naive")
+    )
+    peaks, peaks_cpu = [list(x) for x in zip(*run["results"]["peak"], strict=True)]
     naive.set_weights(final["naive"])
     fast_acc = lk.models.evaluate(model, ds.x_test, ds.y_test)[1]
     slow_acc = lk.models.evaluate(naive, ds.x_test, ds.y_test)[1]
@@ -190,8 +199,10 @@ def main() -> None:
     speedup, ratios = median_ratio(slow_times, fast_times)
     peak = float(np.median(peaks))
     rows = []
-    for name, times, acc in (("naive", slow_times, slow_acc), ("labkit", fast_times, fast_acc)):
+    sides = (("naive", slow_times, slow_cpu, slow_acc), ("labkit", fast_times, fast_cpu, fast_acc))
+    for name, times, cpu, acc in sides:
         seconds = float(np.median(times))
+        per_cpu = [flops / c / 1e9 / p for c, p in zip(cpu, peaks_cpu, strict=True)]
         fractions = [flops / t / 1e9 / p for t, p in zip(times, peaks, strict=True)]
         shaped = [flops / t / 1e9 / p for t, p in zip(times, shape_peaks, strict=True)]
         rows.append(
@@ -208,6 +219,10 @@ def main() -> None:
                 "gflops_per_s": flops / seconds / 1e9,
                 "fraction_of_peak": float(np.median(fractions)),
                 "fraction_of_peak_each_round": [round(f, 4) for f in fractions],
+                "cpu_seconds_per_round": float(np.median(cpu)),
+                "gflops_per_cpu_s": flops / float(np.median(cpu)) / 1e9,
+                "fraction_of_peak_cpu": float(np.median(per_cpu)),
+                "fraction_of_peak_cpu_each_round": [round(f, 4) for f in per_cpu],
                 "floor_seconds_per_round": flops / peak / 1e9,
                 "shape_peak_gflops": float(np.median(shape_peaks)),
                 "fraction_of_shape_peak": float(np.median(shaped)),
@@ -239,7 +254,12 @@ def main() -> None:
         "medians; speedup_best = ratio of the minima",
         "peak_matmul_gflops": peak,
         "peak_matmul_gflops_each_round": peaks,
-        "peak_matmul": "float32 2048^3 tf.matmul, best of 5, measured in every ABBA round; "
+        "peak_matmul_gflops_per_cpu_s": float(np.median(peaks_cpu)),
+        "peak_matmul_gflops_per_cpu_s_each_round": peaks_cpu,
+        "fraction_of_peak_cpu": "FLOPs per process CPU-second (all threads) of the round over "
+        "those of the peak matmul in the same round: less sensitive to other jobs than wall "
+        "time (waiting for a core is not counted), as dpsgd_speed's cpu ratios",
+        "peak_matmul": f"float32 {PEAK_N}^3 tf.matmul, best of 5, measured in every ABBA round; "
         "fraction_of_peak = median over rounds of the round's FLOP rate / that round's peak",
         "shape_peak_gflops": float(np.median(shape_peaks)),
         "shape_peak_gflops_each_round": shape_peaks,
@@ -253,7 +273,7 @@ def main() -> None:
     }
     path = write_results("fedavg_speed", rows, meta)
     print_table(rows, ["method", "seconds_per_round", "speedup_vs_naive", "fraction_of_peak",
-                       "fraction_of_shape_peak"])  # fmt: skip
+                       "fraction_of_peak_cpu", "fraction_of_shape_peak"])  # fmt: skip
     print(f"\nspeedup: {speedup:.1f}x (median of {ROUNDS} interleaved rounds, each "
           f"{NUM_ROUNDS} FedAvg rounds; {min(ratios):.1f}-{max(ratios):.1f}); peak matmul "
           f"{peak:.0f} GFLOP/s, the round's shapes {np.median(shape_peaks):.0f} GFLOP/s; load "
