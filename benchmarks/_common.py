@@ -128,6 +128,27 @@ def peak_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
+    """Best-of GFLOP/s of a float32 (m x k) @ (k x n) matmul, timed for about ``seconds``."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.normal([m, k])
+    b = tf.random.normal([k, n])
+    mm = tf.function(lambda a, b: tf.matmul(a, b))
+    mm(a, b).numpy()
+    best, end = float("inf"), time.perf_counter() + seconds
+    reps = max(1, int(2e8 / (2 * m * k * n)))  # ~0.1 GFLOP per timing
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(reps):
+            out = mm(a, b)
+        out.numpy()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2.0 * m * k * n / best / 1e9
+
+
 def dense_training_flops(model, num_examples: int) -> int:
     """FLOPs of one SGD pass of a Flatten + Dense model over ``num_examples`` examples.
 

@@ -39,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import interleaved_rounds, matmul_gflops  # noqa: E402
+
 import labkit as lk  # noqa: E402
 
 BATCH = 256
@@ -95,25 +97,6 @@ def step_flops(model, batch: int, private: bool) -> tuple[float, tuple[int, int,
         biggest = max(biggest, shape, key=lambda s: s[0] * s[1] * s[2])
         first = False
     return total, biggest
-
-
-def _matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
-    """Best-of GFLOP/s of a float32 (m x k) @ (k x n) matmul, timed for about ``seconds``."""
-    import tensorflow as tf
-
-    a = tf.random.normal([m, k])
-    b = tf.random.normal([k, n])
-    mm = tf.function(lambda a, b: tf.matmul(a, b))
-    mm(a, b).numpy()
-    best, end = float("inf"), time.perf_counter() + seconds
-    reps = max(1, int(2e8 / (2 * m * k * n)))  # ~0.1 GFLOP per timing
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        for _ in range(reps):
-            out = mm(a, b)
-        out.numpy()
-        best = min(best, (time.perf_counter() - t) / reps)
-    return 2.0 * m * k * n / best / 1e9
 
 
 def _data(model_name: str):
@@ -219,19 +202,16 @@ def _worker(model_name: str) -> list[dict]:
             extra[variant] = {
                 "fast_clipping_used": bool(models[variant]._enable_fast_peg_computation)
             }
-    load_before = round(os.getloadavg()[0], 2)
-    times = {v: [] for _, v, *_ in methods}
-    cpu_times = {v: [] for _, v, *_ in methods}
-    for r in range(ROUNDS):
-        order = methods if r % 2 == 0 else methods[::-1]  # ABBA: no method always goes first
-        for _, variant, *_ in order:
-            wall, cpu = _block(steps[variant], models[variant], batches, BLOCK_SECONDS)
-            times[variant].append(wall)
-            cpu_times[variant].append(cpu)
-    load_after = round(os.getloadavg()[0], 2)
+    blocks = {  # ABBA rounds of one block per method (benchmarks/_common.py)
+        v: (lambda v=v: _block(steps[v], models[v], batches, BLOCK_SECONDS)) for _, v, *_ in methods
+    }
+    run = interleaved_rounds(blocks, ROUNDS, warmup=False, log=lambda s: print(s, file=sys.stderr))
+    load_before, load_after = run["load_before"], run["load_after"]
+    times = {v: [wall for wall, _ in r] for v, r in run["results"].items()}
+    cpu_times = {v: [cpu for _, cpu in r] for v, r in run["results"].items()}
     base = np.array(times["non-private"])
     cpu_base = np.array(cpu_times["non-private"])
-    big = _matmul_gflops(MATMUL_N, MATMUL_N, MATMUL_N, seconds=2.0)
+    big = matmul_gflops(MATMUL_N, MATMUL_N, MATMUL_N, seconds=2.0)
     rows = []
     for library, variant, private, display, _ in methods:
         t = np.array(times[variant])
@@ -264,7 +244,7 @@ def _worker(model_name: str) -> list[dict]:
             flops, biggest = step_flops(
                 models["non-private"], BATCH, private or variant == "clip-only"
             )
-            own = _matmul_gflops(*biggest, seconds=0.5)
+            own = matmul_gflops(*biggest, seconds=0.5)
             peak = max(big, own)  # the best matmul throughput seen, under the same load
             achieved = flops / seconds / 1e9
             row.update(
