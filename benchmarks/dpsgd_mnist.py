@@ -76,8 +76,9 @@ def main() -> None:
     else:
         rows = [r for r in old if r["method"] != SCATTER_METHOD]
     if part != "end-to-end":
+        done = [r for r in old if r["method"] == SCATTER_METHOD]
         rows = [r for r in rows if r["method"] != SCATTER_METHOD]
-        rows.append(scatternet(ds, full, meta, rows))
+        rows.append(scatternet(ds, full, meta, rows, done[0] if done else None))
     out = write_results("dpsgd_mnist", rows, meta)
     print()
     print_table(rows, ["method", "epsilon", "delta", "test_accuracy", "epochs",
@@ -182,8 +183,14 @@ def end_to_end(ds: lk.data.Dataset, full: bool, meta: dict, keep: list[dict]) ->
     return rows + keep
 
 
-def scatternet(ds: lk.data.Dataset, full: bool, meta: dict, others: list[dict]) -> dict:
-    """Linear DP-SGD on ScatterNet features, one run per seed; the row is rewritten per seed."""
+def scatternet(
+    ds: lk.data.Dataset, full: bool, meta: dict, others: list[dict], done: dict | None
+) -> dict:
+    """Linear DP-SGD on ScatterNet features, one run per seed; the row is rewritten per seed.
+
+    Seeds already in ``done`` (the recorded row) with the same settings are kept, not re-run:
+    an interrupted run resumes where it stopped.
+    """
     from labkit.data.scattering import scattering_features
 
     cfg = SCATTER if full else SCATTER_QUICK
@@ -210,7 +217,15 @@ def scatternet(ds: lk.data.Dataset, full: bool, meta: dict, others: list[dict]) 
         "test_accuracy_seeds": [], "seconds_per_seed": [], "load_average_1min": [load_before],
         "history": [],
     }  # fmt: skip
-    for seed in SEEDS if full else SEEDS[:1]:
+    same = ("epochs", "batch_size", "learning_rate", "noise_multiplier", "features", "num_train")
+    if done and all(done.get(k) == row[k] for k in same):
+        keep = ("seeds", "test_accuracy_seeds", "seconds_per_seed", "load_average_1min", "history")
+        summary = ("epsilon", "test_accuracy", "test_accuracy_std", "test_accuracy_min",
+                   "test_accuracy_max", "minutes", "epsilon_pld")  # fmt: skip
+        row.update({k: done.get(k) for k in summary})
+        row.update({k: list(done[k]) for k in keep})
+        row["load_average_1min"].append(load_before)
+    for seed in [s for s in (SEEDS if full else SEEDS[:1]) if s not in row["seeds"]]:
         lk.set_seed(seed)
         model = lk.models.logistic(feats["train"].shape[1:], ds.num_classes)
         t0 = time.perf_counter()
