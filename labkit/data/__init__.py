@@ -1,6 +1,8 @@
 """Real data sets that work offline, and client partitions for the federated chapters.
 
 Shakespeare by play and role, character codes and canaries: ``labkit.data.text``.
+ScatterNet features for DP-SGD (data-independent, so free of privacy cost):
+``labkit.data.scattering``.
 """
 
 from __future__ import annotations
@@ -295,4 +297,4 @@ def label_counts(
     return np.stack(rows)
 
 
-__getattr__ = lazy_submodules(__name__, {"text"})  # chapter 08's part of this concern
+__getattr__ = lazy_submodules(__name__, {"text", "scattering"})  # chapters 08 and 03
