@@ -185,11 +185,13 @@ def test_cost_summary_values(results):
         "simulation time per round, per-client model.fit / labkit.fl (2nn, 10 clients, E=1, B=10)"
     )
     assert rows[measure] == 12.5
-    assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05"] == 0.97
+    assert rows["MNIST test accuracy at epsilon 2.90, delta 1e-05 (DP-SGD)"] == 0.97
     # A difference of accuracies is in percentage points: 0.99 - 0.97 is 2 points, not 0.02.
-    assert rows["accuracy lost to DP at epsilon <= 3"] == pytest.approx(2.0)
+    assert rows["accuracy lost to DP at epsilon <= 3 (DP-SGD vs non-private)"] == pytest.approx(2.0)
     units = {r["measure"]: r["unit"] for r in lk.results.cost_summary(results)}
-    assert units["accuracy lost to DP at epsilon <= 3"] == "percentage points"
+    assert (
+        units["accuracy lost to DP at epsilon <= 3 (DP-SGD vs non-private)"] == "percentage points"
+    )
     assert rows["DP-SGD step time, mlp (labkit)"] == 1.5
     assert rows["DP-SGD step time, mlp (fastest TF Privacy: DPSequential)"] == 6.0
     # The approximate CKKS row is faster but not exact: the exact packed path is quoted.
