@@ -30,7 +30,13 @@ def _draw(calls):
     return draw
 
 
-def test_knob_draws_once_and_redraws_on_every_change_with_exact_values():
+@pytest.fixture
+def no_open_figures():
+    """Start with no pyplot figure open: another test in this worker may have left one."""
+    plt.close("all")
+
+
+def test_knob_draws_once_and_redraws_on_every_change_with_exact_values(no_open_figures):
     calls = []
     eps = widgets.SelectionSlider(options=[0.1, 0.5, 10], value=0.5)
     label = widgets.Dropdown(options=[("not known", 0), ("ten", 10)], value=0)
@@ -86,7 +92,7 @@ def test_knob_silences_progress_bars_while_drawing(monkeypatch):
     assert lk.config.PROGRESS_ENV_VAR not in os.environ  # restored afterwards
 
 
-def test_knob_shows_an_exception_as_an_error_output_and_keeps_working():
+def test_knob_shows_an_exception_as_an_error_output_and_keeps_working(no_open_figures):
     def draw(x):
         if x < 0:
             raise ValueError("x must be >= 0")
