@@ -304,7 +304,7 @@ def main(argv: list[str]) -> int:
     try:
         for page in pages:
             url = f"http://127.0.0.1:{port}/{page}"
-            stem = Path(page).stem.replace("/", "-")
+            stem = page.removesuffix(".html").replace("/", "-")  # zh_CN/x.html: zh_CN-x.png
             report["pages"][page] = browser.visit(url, shots / f"{stem}.png")
             if not page.startswith("zh_CN/"):  # the Chinese pages share the layout
                 report["pages"][page]["narrow"] = browser.narrow(url, shots / f"{stem}-400px.png")
