@@ -44,6 +44,18 @@ def test_add_noise_alone_adds_gaussian_noise_of_std_z_times_c():
     assert noise.size > 15_000
     assert abs(noise.mean()) < 4 * 0.45 / np.sqrt(noise.size)
     assert noise.std() == pytest.approx(0.45, rel=0.03)
+    # Each draw takes a fresh key from the generator: the next step's noise is independent,
+    # not a repeat (a stateless draw with a fixed seed would repeat it exactly).
+    again = np.concatenate([g.numpy().ravel() for g in dp.add_noise(zeros)])
+    assert abs(np.corrcoef(noise, again)[0, 1]) < 4 / np.sqrt(noise.size)
+    # Unseeded trainers never share noise; one seed reproduces it.
+    fresh = [lk.dp.DPSGD(dp.model, 0.3, 1.5) for _ in range(2)]
+    first = [np.concatenate([g.numpy().ravel() for g in f.add_noise(zeros)]) for f in fresh]
+    assert not np.allclose(first[0], first[1])
+    twin = lk.dp.DPSGD(dp.model, 0.3, 1.5, seed=0)
+    np.testing.assert_array_equal(
+        np.concatenate([g.numpy().ravel() for g in twin.add_noise(zeros)]), noise
+    )
     quiet = lk.dp.DPSGD(_model(), 0.3, 0.0)
     ones = [tf.ones_like(v) for v in quiet.model.trainable_variables]
     for g in quiet.add_noise(ones):  # no noise: unchanged

@@ -270,6 +270,22 @@ class Page:
                 " c.querySelector('input[type=checkbox]').click(); return 1; })()"
             )
 
+    def kernel_requests(self) -> int:
+        """How many times the open notebook's kernel went busy (counted from the first call)."""
+        return self.js(
+            f"(() => {{ const k = {PANEL}.sessionContext.session.kernel;"
+            " if (!k.__labkit) { k.__labkit = {busy: 0};"
+            " k.statusChanged.connect((_, s) => { if (s === 'busy') k.__labkit.busy++; }); }"
+            " return k.__labkit.busy; })()"
+        )
+
+    def kernel_done_since(self, busy: int) -> bool:
+        """True once the kernel went busy after the count ``busy`` and is idle again."""
+        return self.js(
+            f"(() => {{ const k = {PANEL}.sessionContext.session.kernel;"
+            f" return k.__labkit.busy > {busy} && k.status === 'idle'; }})()"
+        )
+
     def console(self, kind: str) -> list[str]:
         return [
             " ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"])
@@ -341,11 +357,12 @@ def test_chapter_knob_in_jupyterlab(lab, page, name, controls):
     redrew = []
     for index, control in enumerate(after_run["controls"]):
         before = page.js(STATE)["knobs"][0]
+        busy = page.kernel_requests()
         page.move(index, control)
         # The first control must redraw (a training run may take a while); a later one may leave
-        # the output as it is (07: the number of parties does not change every recommendation).
-        wait = RUN_TIMEOUT if index == 0 else 30
-        deadline, changed = time.monotonic() + wait, None
+        # the output as it is (07: the number of parties does not change every recommendation),
+        # which is final once the kernel has handled the change (busy, then idle again).
+        deadline, changed = time.monotonic() + RUN_TIMEOUT, None
         while time.monotonic() < deadline:  # poll: the output never goes blank on the way
             now = page.js(STATE)
             knob = now["knobs"][0]
@@ -353,6 +370,12 @@ def test_chapter_knob_in_jupyterlab(lab, page, name, controls):
             _no_errors(now, f"{name}, moving control {index}")
             if (knob["images"], knob["text"]) != (before["images"], before["text"]):
                 changed = knob
+                break
+            if index > 0 and page.kernel_done_since(busy):
+                time.sleep(0.5)  # the output messages precede idle; let the page draw them
+                now = page.js(STATE)["knobs"][0]
+                if (now["images"], now["text"]) != (before["images"], before["text"]):
+                    changed = now
                 break
             time.sleep(0.1)
         value = page.js(STATE)["knobs"][0]["controls"][index]["value"]
