@@ -75,11 +75,7 @@ class GaussianSumQuery:
         if self.noise_std == 0:
             return list(tensors)
         sizes = [int(np.prod(t.shape)) for t in tensors]
-        # A fresh key from the generator, then one stateless Philox draw: the same stream
-        # quality, but the stateless kernel is sharded across threads and ~6x faster on CPU than
-        # ``generator.normal`` (3.0 ms vs 0.47 ms for the MLP's 100k weights on 2 cores).
-        seed = generator.make_seeds(1)[:, 0]
-        parts = tf.split(tf.random.stateless_normal([sum(sizes)], seed, alg="philox"), sizes)
+        parts = tf.split(generator.normal([sum(sizes)]), sizes)
         return [t + self.noise_std * tf.reshape(z, t.shape) for t, z in zip(tensors, parts,
                                                                           strict=True)]  # fmt: skip
 
