@@ -1,6 +1,6 @@
 """DP-SGD on MNIST at delta = 1e-5 for several epsilons: test accuracy, epochs, minutes.
 
-Usage: LABKIT_FULL=1 uv run python benchmarks/dpsgd_mnist.py   (full MNIST, ~1 h on 2 shared cores)
+Usage: LABKIT_FULL=1 uv run python benchmarks/dpsgd_mnist.py   (full MNIST, ~1 h on 2 quiet cores)
        uv run python benchmarks/dpsgd_mnist.py                 (quick smoke run on a subset)
        ... dpsgd_mnist.py --part scatternet   (only the ScatterNet rows; the others are kept)
 

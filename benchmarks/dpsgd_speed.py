@@ -1,6 +1,6 @@
 """DP-SGD step time: non-private vs labkit vs TF Privacy's fastest, interleaved in one process.
 
-Usage: LABKIT_FULL=1 nice -n 10 uv run python benchmarks/dpsgd_speed.py   (15-30 minutes)
+Usage: LABKIT_FULL=1 nice -n 10 uv run python benchmarks/dpsgd_speed.py   (5-30 min, by load)
        (without LABKIT_FULL: a quick run, fewer and shorter rounds, results/dpsgd_speed_quick.json)
 
 Measured honestly on a shared machine: all methods compared on one model run in one process
