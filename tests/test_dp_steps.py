@@ -45,7 +45,7 @@ def test_add_noise_alone_adds_gaussian_noise_of_std_z_times_c():
     assert abs(noise.mean()) < 4 * 0.45 / np.sqrt(noise.size)
     assert noise.std() == pytest.approx(0.45, rel=0.03)
     # Each draw takes a fresh key from the generator: the next step's noise is independent,
-    # not a repeat (a stateless draw with a fixed seed would repeat it exactly).
+    # not a repeat (as a generator that failed to advance would give).
     again = np.concatenate([g.numpy().ravel() for g in dp.add_noise(zeros)])
     assert abs(np.corrcoef(noise, again)[0, 1]) < 4 / np.sqrt(noise.size)
     # Unseeded trainers never share noise; one seed reproduces it.
