@@ -47,7 +47,7 @@ def no_encrypt():
 # whole to one worker, in collection order, so the slow files (the chapters run in JupyterLab
 # ~6.5 min, the website build and browser checks ~6 min, the gRPC deployment ~2 min, the chapters)
 # start at once and the many short unit-test files fill the gaps around them.
-_SLOW_FIRST = ("test_jupyterlab.py", "test_book.py", "test_flower_deployment.py", "test_flower.py")
+_SLOW_FIRST = ("test_book.py", "test_jupyterlab.py", "test_flower_deployment.py", "test_flower.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -260,11 +260,9 @@ def site() -> Path:
     )
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    # Only printed: a wall time depends on the machine's load, so the build's time budget lives in
+    # benchmarks/book_build.py (a table per phase, load recorded), not in a test.
     print(f"both editions and their PDFs built offline in {seconds:.0f} s")
-    # The budget is 3 minutes on 2 idle cores; a loaded machine is slower, so a wall time over
-    # budget fails only under CI (a dedicated runner).
-    if os.environ.get("CI"):
-        assert seconds < 180, f"the build took {seconds:.0f} s"
     return build_book.HTML
 
 

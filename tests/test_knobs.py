@@ -3,6 +3,8 @@
 import base64
 import json
 import os
+import sys
+from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -13,6 +15,11 @@ from nbformat.sign import NotebookNotary
 import labkit as lk
 from labkit import jupyter_trust
 from labkit.plots import knobs
+
+sys.path.insert(0, str(Path(__file__).parent))
+import knob_check  # noqa: E402  (what conftest.py runs in each chapter's kernel)
+
+sys.path.pop(0)
 
 
 def _title_of(png_output) -> bytes:
@@ -195,3 +202,48 @@ def test_progress_picks_the_vanishing_bar_where_tqdm_auto_picks_a_notebook_bar(m
     monkeypatch.setattr(tqdm.auto, "tqdm", type("AutoBar", (notebook_tqdm,), {}))
     assert isinstance(lk.config.progress(range(2)), _progress.VanishingBar)
     assert not isinstance(lk.config.progress(range(2), leave=True), _progress.VanishingBar)
+
+
+def _run_knob_check(monkeypatch, *boxes):
+    """Run the conftest's in-kernel knob check here, on these knobs only."""
+    import ipywidgets.widgets.widget as widget_module
+
+    monkeypatch.setattr(widget_module, "_instances", {b.model_id: b for b in boxes})
+    print(knob_check.check_knobs())
+
+
+def test_the_chapters_knob_check_moves_every_control_and_fails_on_a_broken_draw(
+    monkeypatch, capsys, no_open_figures
+):
+    seen = []
+
+    def draw(level, mode, on):
+        seen.append((level, mode, on))
+        print(level, mode, on)
+
+    controls = dict(
+        level=widgets.IntSlider(value=10, min=0, max=10, step=5),  # at the top: moves down
+        mode=widgets.Dropdown(options=["a", "b"], value="b"),  # last: wraps to the first
+        on=widgets.Checkbox(value=False),
+    )
+    _run_knob_check(monkeypatch, lk.plots.knob(draw, **controls))
+    assert seen == [(10, "b", False), (5, "b", False), (5, "a", False), (5, "a", True)]
+    assert "1 knob(s): every control redrew without an error" in capsys.readouterr().out
+
+    def broken(level):
+        if level != 0:
+            raise ValueError("the redraw broke")
+        print(level)
+
+    box = lk.plots.knob(broken, level=widgets.IntSlider(value=0, min=0, max=3))
+    with pytest.raises(AssertionError, match="the redraw broke"):
+        _run_knob_check(monkeypatch, box)
+
+    def ignores_it(level):
+        print("always the same")
+
+    box = lk.plots.knob(ignores_it, level=widgets.IntSlider(value=0, min=0, max=3))
+    with pytest.raises(AssertionError, match="changed nothing"):
+        _run_knob_check(monkeypatch, box)
+    with pytest.raises(AssertionError, match="no knob is alive"):
+        _run_knob_check(monkeypatch)
