@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import random
+import sys
 
 # TensorFlow prints CUDA/cuDNN/TensorRT chatter at import; silence it before the first import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -40,18 +43,57 @@ def scale(quick, full):
 
 
 def set_seed(seed: int = DEFAULT_SEED) -> np.random.Generator:
-    """Seed Python, NumPy and TensorFlow once; return a NumPy generator for explicit use."""
+    """Seed Python, NumPy and TensorFlow once; return a NumPy generator for explicit use.
+
+    TensorFlow is seeded now if it is loaded, else the moment it is first imported: a chapter
+    that never trains (04, 06) does not pay its import (seconds, hundreds of MB). Either way
+    it ends in the same state as ``tf.keras.utils.set_random_seed(seed)`` right after the import.
+    """
     from labkit._checks import check_int
 
+    global _pending_tf_seed
     seed = check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed)
-    import tensorflow as tf  # lazy: the HE chapter does not need TensorFlow
+    _pending_tf_seed = int(seed)
+    if "tensorflow" in sys.modules:
+        _seed_tensorflow(sys.modules["tensorflow"])
+    elif not any(isinstance(f, _SeedOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SeedOnImport())
+    return np.random.default_rng(seed)
 
-    tf.keras.utils.set_random_seed(int(seed))
+
+_pending_tf_seed: int | None = None
+
+
+def _seed_tensorflow(tf) -> None:
+    # What tf.keras.utils.set_random_seed does for TensorFlow and Keras, without re-seeding
+    # Python's and NumPy's global generators (a cell may have drawn from them since set_seed).
+    from keras.src import backend
+
+    tf.random.set_seed(_pending_tf_seed)
+    backend._SEED_GENERATOR.generator = random.Random(_pending_tf_seed)
     # Same seed, same numbers: the chapters' compared cells depend on it (costs little on CPU).
     tf.config.experimental.enable_op_determinism()
-    return np.random.default_rng(seed)
+
+
+class _SeedOnImport(importlib.abc.MetaPathFinder):
+    """Seeds TensorFlow right after its first import (Python has no post-import hook)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once; the real finders locate the package
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                _seed_tensorflow(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
 
 
 def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:

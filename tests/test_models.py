@@ -1,5 +1,7 @@
 """Models, config and plots."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,42 @@ def test_plot_membership_and_marked_bars():
     assert labels == ["x", "y (extrapolated)"]
     assert [p.get_hatch() for p in ax.patches] == [None, "//"]
     assert ax.get_xscale() == "log"
+
+
+LAZY_SEED = """
+import json, sys
+import numpy as np
+import labkit as lk
+lk.set_seed(3)
+loaded_early = "tensorflow" in sys.modules
+before = np.random.rand()  # a draw between set_seed and the first TensorFlow import
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+after = np.random.rand()  # the import must not re-seed NumPy
+dense = tf.keras.layers.Dense(2)
+dense.build((None, 3))
+print(json.dumps({"loaded_early": loaded_early, "numpy": [before, after],
+                  "uniform": float(tf.random.uniform(())),
+                  "kernel": dense.kernel.numpy().ravel().tolist(),
+                  "deterministic": tf_config.is_op_determinism_enabled()}))
+"""
+
+
+def test_set_seed_seeds_tensorflow_at_its_first_import_as_if_it_were_loaded():
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    proc = subprocess.run([sys.executable, "-c", LAZY_SEED], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lazy = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert lazy["loaded_early"] is False and lazy["deterministic"] is True
+    lk.set_seed(3)  # TensorFlow already loaded here: seeded at once
+    expected_numpy = [np.random.rand(), np.random.rand()]
+    uniform = float(tf.random.uniform(()))
+    dense = tf.keras.layers.Dense(2)
+    dense.build((None, 3))
+    assert lazy["numpy"] == expected_numpy
+    assert lazy["uniform"] == uniform
+    assert lazy["kernel"] == dense.kernel.numpy().ravel().tolist()
