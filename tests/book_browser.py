@@ -257,8 +257,12 @@ class Browser:
         ]
         return info
 
-    def narrow(self, url: str, shot: Path, width: int = 400) -> dict:
-        """Load url at a phone width; report sideways overflow and take a picture."""
+    def narrow(self, shot: Path, width: int = 400) -> dict:
+        """Lay the loaded page out at a phone width; report sideways overflow, take a picture.
+
+        The page is not loaded again (no second MathJax typesetting): on five chapters, a fresh
+        load at 400 px gave the same overflow report in two to three times the time.
+        """
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
@@ -267,9 +271,7 @@ class Browser:
             mobile=True,
         )
         try:
-            self.events = []
-            self.call("Page.navigate", url=url)
-            self.wait_event("Page.loadEventFired")
+            self.call("Runtime.evaluate", expression="window.scrollTo(0, 0)")
             result = self.call(
                 "Runtime.evaluate", expression=MEASURE, awaitPromise=True, returnByValue=True
             )
@@ -307,7 +309,7 @@ def main(argv: list[str]) -> int:
             stem = page.removesuffix(".html").replace("/", "-")  # zh_CN/x.html: zh_CN-x.png
             report["pages"][page] = browser.visit(url, shots / f"{stem}.png")
             if not page.startswith("zh_CN/"):  # the Chinese pages share the layout
-                report["pages"][page]["narrow"] = browser.narrow(url, shots / f"{stem}-400px.png")
+                report["pages"][page]["narrow"] = browser.narrow(shots / f"{stem}-400px.png")
     finally:
         browser.close()
     print(json.dumps(report))

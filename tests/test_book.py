@@ -408,6 +408,18 @@ def test_pdf_has_toc_math_figures_and_cjk(site, lang, tmp_path):
     assert "\\frac" not in text and "\\(" not in text, f"{pdf.name}: raw TeX in the PDF"
     images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True)
     assert len(images.stdout.splitlines()) - 2 >= 20, f"{pdf.name}: figures missing"
+    # Code is printed whole: each chapter's longest line wraps at the margin, none is cut off.
+    flat = re.sub(r"\s+", "", re.sub(r"\d+ / \d+\s*\f", "", text))  # no page footers
+    for name in CHAPTERS:
+        cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+        lines = [
+            line
+            for c in cells
+            if c.cell_type == "code" and "remove-input" not in c.metadata.get("tags", [])
+            for line in c.source.splitlines()
+        ]
+        longest = max(lines, key=len)
+        assert re.sub(r"\s+", "", longest) in flat, f"{pdf.name}, {name}: cut off: {longest}"
     # Solutions are printed (their folds opened) after their exercises.
     assert text.count("the solution") >= 10, f"{pdf.name}: solutions missing"
     if lang != "en":

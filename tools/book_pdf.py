@@ -4,7 +4,8 @@ Used by tools/build_book.py --pdf. Why Chromium and not LaTeX: the pages already
 (the bundled MathJax), figures, tables and CJK text (fonts-noto-cjk) correctly in Chromium, which
 the browser tests check; Sphinx's LaTeX route would need a TeX Live with xeCJK (gigabytes),
 re-typesets MathJax-only constructs differently and drops the widgets' saved views.
-Before printing, every solution's fold is opened, so solutions follow their exercises.
+Before printing, every solution's fold is opened, so solutions follow their exercises, and code
+wraps at the margin (the website scrolls a long line sideways; paper cannot, so it would be cut).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ PREPARE = r"""
     article.bd-article section > h1 { break-before: page; }
     .bd-sidebar-primary, .bd-sidebar-secondary, .bd-header, .prev-next-footer,
     .book-language-switch, .header-article { display: none !important; }
-    div.cell_input pre, div.cell_output pre { white-space: pre-wrap; }
+    div.cell_input pre, div.cell_input div.highlight pre, div.cell_output pre {
+      white-space: pre-wrap !important; overflow-wrap: anywhere; font-size: 0.8em; }
     mjx-container[display="true"] { overflow: visible; }`;
   document.head.appendChild(style);
   const views = document.querySelectorAll(
