@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -116,6 +118,19 @@ def widget_assets() -> list[Path]:
     (WIDGETS / "README.md").write_bytes((VENDORED / "README.md").read_bytes())  # the licences
     (WIDGETS / "require-config.js").write_text(REQUIRE_CONFIG)
     return [*written, WIDGETS / "README.md", WIDGETS / "require-config.js"]
+
+
+_assets_lock = threading.Lock()
+_assets_copied = False
+
+
+def _ensure_assets() -> None:
+    """Copy the widget scripts once per process (the editions build in parallel threads)."""
+    global _assets_copied
+    with _assets_lock:
+        if not _assets_copied:
+            widget_assets()
+            _assets_copied = True
 
 
 def _config(lang: str) -> Path:
@@ -223,7 +238,7 @@ def build(warnings_as_errors: bool = False, lang: str = "en", builder: str = "ht
     The Chinese html edition is copied into the English one as zh_CN/, so that each page can
     link to the same page in the other language with a relative link.
     """
-    widget_assets()
+    _ensure_assets()
     out = OUT if lang == "en" else BUILD / f"book-{lang}"
     _jupyter_book(lang, out, builder, warnings_as_errors)
     if builder == "gettext":
@@ -281,11 +296,20 @@ def main(argv: list[str]) -> int:
         print(f"catalogues updated in {update_catalogues().relative_to(ROOT)}")
         return 0
     start = time.perf_counter()
-    for lang in LANGS if args.lang == "all" else [args.lang]:
-        index = build(args.W, lang)
-        print(f"{lang}: open {index.relative_to(ROOT)}")
+
+    def edition(lang: str) -> list[str]:
+        lines = [f"{lang}: open {build(args.W, lang).relative_to(ROOT)}"]
         if args.pdf:
-            print(f"{lang}: {pdf(lang, args.W).relative_to(ROOT)}")
+            lines.append(f"{lang}: {pdf(lang, args.W).relative_to(ROOT)}")
+        return lines
+
+    # The editions build side by side: each is a chain of single-threaded steps (Sphinx, then
+    # Chromium printing), so two use two cores; their outputs never share a file.
+    langs = LANGS if args.lang == "all" else [args.lang]
+    _ensure_assets()
+    with ThreadPoolExecutor(len(langs)) as pool:
+        for lines in pool.map(edition, langs):
+            print("\n".join(lines))
     print(f"built in {time.perf_counter() - start:.0f} s")
     return 0
 
