@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from labkit._checks import ParameterError, check_choice, check_float, check_int
+from labkit._checks import ParameterError, check_bool, check_choice, check_float, check_int
 
 __all__ = [
     "Scenario",
@@ -26,13 +24,6 @@ FL, SECAGG, HE, DP_CENTRAL, DP_USER, DP_RECORD = (
     "user-level differential privacy (DP-FedAvg)",
     "record-level differential privacy (DP-SGD at each party)",
 )
-
-
-def _check_bool(name: str, value) -> bool:
-    # a truthy string ('no') or None would silently flip the recommendation
-    if not isinstance(value, bool | np.bool_):
-        raise ParameterError(name, value, "True or False")
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -60,7 +51,7 @@ class Scenario:
 
     def __post_init__(self):
         for name in ("data_distributed", "untrusted_server", "output_released"):
-            object.__setattr__(self, name, _check_bool(name, getattr(self, name)))
+            object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         check_choice("computation", self.computation, ("training", "statistics"))
         if self.max_accuracy_loss is not None:
             loss = check_float("max_accuracy_loss", self.max_accuracy_loss, 0.0, 1.0)

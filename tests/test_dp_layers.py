@@ -77,6 +77,9 @@ def test_recurrent_and_embedding_rules_are_exact(name, model, per_position):
     assert np.all(norms > 0.05)  # every example clipped: the clip factors matter
 
 
+# The sigmoid output fed to a from-logits loss is on purpose (any output must clip exactly);
+# Keras's "was this intended?" warning is answered here.
+@pytest.mark.filterwarnings("ignore:.*received `from_logits=True`:UserWarning")
 def test_dense_and_conv_without_bias_and_with_output_activation_are_exact():
     tf.keras.utils.set_random_seed(2)
     model = tf.keras.Sequential([
