@@ -342,6 +342,11 @@ def test_chinese_page_renders_offline(browser, name):
     assert zh["widgets_rendered"] >= zh["widget_views"] == en["widget_views"]
     assert en["language_links"] == [f"zh_CN/{name}.html"], en["language_links"]
     assert zh["language_links"] == [f"../{name}.html"], zh["language_links"]
+    # a heading left in English (Sphinx keeps the English when it cannot use the translation)
+    page = (build_book.HTML / "zh_CN" / f"{name}.html").read_text()
+    headings = re.findall(r"<h[1-4]>(.*?)<a class=\"headerlink\"", page)
+    english = [h for h in headings if not re.search(r"[\u4e00-\u9fff]", h)]
+    assert len(headings) >= 2 and not english, f"untranslated headings: {english}"
 
 
 def _cjk_glyphs_differ(pdf: Path, tmp: Path) -> bool:
@@ -420,8 +425,16 @@ def test_pdf_has_toc_math_figures_and_cjk(site, lang, tmp_path):
         ]
         longest = max(lines, key=len)
         assert re.sub(r"\s+", "", longest) in flat, f"{pdf.name}, {name}: cut off: {longest}"
-    # Solutions are printed (their folds opened) after their exercises.
-    assert text.count("the solution") >= 10, f"{pdf.name}: solutions missing"
+    # Solutions are printed (their folds opened, labelled, no button text) after their exercises.
+    label, button = ("Solution", "Hide the solution") if lang == "en" else ("解答", "隐藏解答")
+    solutions = sum(
+        "solution" in cell.metadata.get("tags", [])
+        for name in CHAPTERS
+        for cell in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    )
+    labels = sum(line.strip() == label for line in text.splitlines())
+    assert labels >= solutions >= 10, f"{pdf.name}: {labels} solution labels, {solutions} solutions"
+    assert button not in text and "the solution" not in text, f"{pdf.name}: a fold's button text"
     if lang != "en":
         assert _cjk_glyphs_differ(pdf, tmp_path), f"{pdf.name}: CJK characters print as boxes"
     # Pages render: pdftoppm draws the first pages, and they are not blank.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,3 +80,49 @@ def test_one_glossary_throughout():
                     if chinese not in message.string:
                         wrong.append(f"{po.stem}: {term!r} -> {chinese!r} in {message.id[:50]!r}")
     assert not wrong, "\n".join(wrong[:20])
+
+
+def test_a_translation_that_opens_like_markdown_is_kept(tmp_path):
+    """Sphinx re-parses each translation alone and keeps the English if it is not a paragraph or a
+    title: a numbered title "1. 方法" parses as a list. The build escapes such openings."""
+    pytest.importorskip("myst_parser")
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import build_book
+    finally:
+        sys.path.pop(0)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["myst_parser"]\nlanguage = "zh_CN"\n')
+    (src / "index.md").write_text(
+        "# 1. The method\n\n| Setting |\n|---|\n| + secure aggregation |\n\n2. a list item\n"
+    )
+    catalog = Catalog(locale="zh_CN")
+    for english, chinese in [
+        ("1. The method", "1. 方法"),
+        ("+ secure aggregation", "+ 安全聚合"),
+        ("a list item", "列表项"),
+        ("Setting", "设置"),
+    ]:
+        catalog.add(english, chinese)
+    (tmp_path / "po" / "zh_CN" / "LC_MESSAGES").mkdir(parents=True)
+    with open(tmp_path / "po" / "zh_CN" / "LC_MESSAGES" / "index.po", "wb") as f:
+        write_po(f, catalog)
+
+    def page(locale_dir: Path, name: str) -> str:
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-D"]
+        cmd += [f"locale_dirs={locale_dir}", str(src), str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return re.sub(r"<[^>]+>", "", (out / "index.html").read_text())
+
+    raw = page(tmp_path / "po", "raw")  # the catalogue as written: two translations lost
+    assert "1. The method" in raw and "+ secure aggregation" in raw and "列表项" in raw
+    escaped = page(build_book._catalogues("zh_CN", tmp_path / "po", tmp_path / "esc"), "esc")
+    for shown in ("1. 方法", "+ 安全聚合", "列表项", "设置"):
+        assert shown in escaped, shown
+    assert "The method" not in escaped and "secure aggregation" not in escaped

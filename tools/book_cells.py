@@ -4,8 +4,8 @@ Loaded by notebooks/_config.yml (``local_extensions``). It runs after MyST-NB ha
 notebooks into document trees and before MyST-NB wraps hidden cells in ``<details>``:
 
 - a code cell tagged ``solution`` (config ``book_solution_tag``) is collapsed, code and output,
-  behind a "Show the solution" summary (MyST-NB's own hide-cell mechanism, works without JS),
-  whatever hide-* tags it also carries;
+  behind a "Show the solution" summary in the edition's language (MyST-NB's own hide-cell
+  mechanism, works without JS), whatever hide-* tags it also carries;
 - a figure without alt text gets one from its section heading and the call that drew it
   (a cell can still set its own: cell metadata ``mystnb: {image: {alt: ...}}``);
 - every page links to the same page in the other language (config ``book_language``);
@@ -82,8 +82,8 @@ class CellPresentation(SphinxPostTransform):
             # the answer in view below the folded code).
             if config.book_solution_tag in _tags(cell):
                 cell["hide_mode"] = "all"
-                cell["prompt_show"] = config.book_solution_prompt
-                cell["prompt_hide"] = "Hide the solution"
+                show, hide = _SOLUTION_PROMPTS.get(config.book_language, _SOLUTION_PROMPTS["en"])
+                cell["prompt_show"], cell["prompt_hide"] = show, hide
             for image in cell.findall(nodes.image):
                 figure += 1
                 if not image.get("alt"):
@@ -95,6 +95,14 @@ class CellPresentation(SphinxPostTransform):
                     if cleaned != text:
                         block.children = [nodes.Text(cleaned)]
                         block.rawsource = cleaned
+
+
+# The fold's labels in each edition (Sphinx's catalogues translate the text of pages, not the
+# labels MyST-NB writes around a folded cell).
+_SOLUTION_PROMPTS = {
+    "en": ("Show the solution", "Hide the solution"),
+    "zh_CN": ("显示解答", "隐藏解答"),
+}
 
 
 # The other edition of each page: the Chinese site is copied into the English one as zh_CN/.
@@ -128,6 +136,5 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("book_language", "en", "html")
     app.connect("html-page-context", add_language_switch)
     app.add_config_value("book_solution_tag", "solution", "env")
-    app.add_config_value("book_solution_prompt", "Show the solution", "env")
     app.add_post_transform(CellPresentation)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

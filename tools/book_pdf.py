@@ -27,6 +27,13 @@ PREPARE = r"""
     await MathJax.startup.promise;
   }
   document.querySelectorAll('details').forEach(d => { d.open = true; });
+  // On paper every fold is open: a solution's "Hide the solution" button becomes its label.
+  const zh = document.documentElement.lang.startsWith('zh');
+  document.querySelectorAll('.tag_solution details > summary').forEach(s => {
+    s.textContent = zh ? '解答' : 'Solution';
+    s.style.listStyle = 'none';
+    s.style.fontWeight = 'bold';
+  });
   // A printed table of contents: the chapters (h1) and their sections (h2), linked.
   const main = document.querySelector('article.bd-article') || document.body;
   const toc = document.createElement('nav');

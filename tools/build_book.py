@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import io
+import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +135,45 @@ def _ensure_assets() -> None:
             _assets_copied = True
 
 
+# Sphinx parses each translation as a little document of its own and keeps the English when the
+# result is not a paragraph or a title. A translation that opens like a block of Markdown does
+# not parse as one: "1. 方法" (a numbered section title) is a list, "+ 安全聚合" (a table cell) a
+# bullet. A backslash makes that first character literal text, as in the English source.
+_BLOCK_START = re.compile(r"^(\d+)([.)])(?=\s|$)|^([-+*>#])(?=\s|$)")
+
+
+def _escape_block_start(text: str) -> str:
+    """``text`` with a leading list, quote or heading marker escaped (shown unchanged)."""
+    return _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", text, count=1)
+
+
+def _catalogues(lang: str, locales: Path = LOCALES, out: Path = BUILD / "locales") -> Path:
+    """The locale folder Sphinx reads: ``locales``' catalogues under ``out``, each translation's
+    first character escaped where it would open a Markdown block (see ``_BLOCK_START``).
+
+    A file is rewritten only when its content changes: Sphinx recompiles a newer .po and then
+    re-reads every page, which would cost the single-page build its shared doctrees.
+    """
+    from babel.messages.pofile import read_po, write_po
+
+    for source in sorted((locales / lang / "LC_MESSAGES").glob("*.po")):
+        with open(source, "rb") as f:
+            catalog = read_po(f)
+        for message in catalog:
+            if message.id and isinstance(message.string, str) and message.string != message.id:
+                message.string = _escape_block_start(message.string)
+        buffer = io.BytesIO()
+        write_po(buffer, catalog, width=0)
+        target = out / lang / "LC_MESSAGES" / source.name
+        if not target.exists() or target.read_bytes() != buffer.getvalue():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(buffer.getvalue())
+    done = locales / lang / "DONE"  # the pages whose translation is finished (book_cells.py)
+    if done.is_file():
+        shutil.copy2(done, out / lang / "DONE")
+    return out
+
+
 def _config(lang: str) -> Path:
     """notebooks/_config.yml for one language (paths made absolute); return its path."""
     config = yaml.safe_load((NOTEBOOKS / "_config.yml").read_text())
@@ -141,7 +182,7 @@ def _config(lang: str) -> Path:
     sphinx["config"]["html_extra_path"] = [str(ASSETS)]
     sphinx["config"].update(
         language=lang,
-        locale_dirs=[str(LOCALES)],
+        locale_dirs=[str(LOCALES if lang == "en" else _catalogues(lang))],
         gettext_compact=False,  # one catalogue per chapter
         gettext_uuid=False,
         gettext_location=False,  # line numbers would mark every entry changed after an edit
