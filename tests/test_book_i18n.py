@@ -62,6 +62,30 @@ def test_page_is_translated(page):
     assert status.share >= MIN_SHARE and not status.fuzzy, report
 
 
+def test_catalogues_follow_the_english():
+    """Each page's catalogue holds exactly the strings of today's English page: an edit to the
+    prose without ``--update-catalogues`` would show its paragraph in English on the Chinese page.
+    """
+    pytest.importorskip("jupyter_book")
+    from babel.messages.pofile import read_po
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import build_book
+    finally:
+        sys.path.pop(0)
+    pot = build_book.build(builder="gettext")  # the English prose, extracted (a few seconds)
+    stale = []
+    for template in sorted(pot.glob("*.pot")):
+        with open(template, "rb") as f:
+            english = {m.id for m in read_po(f) if m.id}
+        with open(LOCALES / "zh_CN" / "LC_MESSAGES" / f"{template.stem}.po", "rb") as f:
+            kept = {m.id for m in read_po(f) if m.id}  # obsolete (#~) entries not included
+        for ids, what in ((english - kept, "not in the catalogue"), (kept - english, "gone")):
+            stale += [f"{template.stem}: {what}: {m[:60]!r}" for m in sorted(ids)]
+    assert not stale, "run tools/build_book.py --update-catalogues:\n" + "\n".join(stale[:20])
+
+
 def test_one_glossary_throughout():
     """An English glossary term in a translated string is rendered with its Chinese term."""
     glossary = yaml.safe_load((LOCALES / "glossary.yml").read_text())

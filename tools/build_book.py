@@ -279,8 +279,11 @@ def build(warnings_as_errors: bool = False, lang: str = "en", builder: str = "ht
     The Chinese html edition is copied into the English one as zh_CN/, so that each page can
     link to the same page in the other language with a relative link.
     """
-    _ensure_assets()
     out = OUT if lang == "en" else BUILD / f"book-{lang}"
+    if builder == "gettext":  # its own doctrees and no assets: it may run beside an html build
+        out = BUILD / "book-gettext"
+    else:
+        _ensure_assets()
     _jupyter_book(lang, out, builder, warnings_as_errors)
     if builder == "gettext":
         return out / "_build" / "gettext"
