@@ -45,7 +45,7 @@ def no_encrypt():
 
 # Longest first: with pytest-xdist's --dist loadfile (and --no-loadscope-reorder) each file goes
 # whole to one worker, in collection order, so the slow files (the website build and browser
-# checks ~4.5 min, three chapters driven in JupyterLab ~2 min, the gRPC deployment ~2 min, the
+# checks ~3 min, three chapters driven in JupyterLab ~1.5 min, the gRPC deployment ~2 min, the
 # chapters) start at once and the many short unit-test files fill the gaps around them.
 _SLOW_FIRST = ("test_book.py", "test_jupyterlab.py", "test_flower_deployment.py", "test_flower.py")
 
