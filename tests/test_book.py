@@ -34,6 +34,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WEB = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 sys.path.insert(0, str(ROOT / "tools"))
+import book_cells  # noqa: E402
 import build_book  # noqa: E402
 import run_notebooks  # noqa: E402
 
@@ -426,7 +427,7 @@ def test_pdf_has_toc_math_figures_and_cjk(site, lang, tmp_path):
         longest = max(lines, key=len)
         assert re.sub(r"\s+", "", longest) in flat, f"{pdf.name}, {name}: cut off: {longest}"
     # Solutions are printed (their folds opened, labelled, no button text) after their exercises.
-    label, button = ("Solution", "Hide the solution") if lang == "en" else ("解答", "隐藏解答")
+    label, button = (book_cells.SOLUTION_LABELS[lang][k] for k in ("printed", "hide"))
     solutions = sum(
         "solution" in cell.metadata.get("tags", [])
         for name in CHAPTERS

@@ -8,6 +8,7 @@ notebooks/locales/zh_CN/LC_MESSAGES/<page>.po, refreshed after English edits wit
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import subprocess
@@ -30,13 +31,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _status(page: str):
+def _tool(name: str):
+    """Import tools/<name>.py."""
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        import translation_status
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return translation_status.status(page)
+
+
+def _status(page: str):
+    return _tool("translation_status").status(page)
 
 
 def test_every_page_has_a_catalogue():
@@ -69,11 +74,7 @@ def test_catalogues_follow_the_english():
     pytest.importorskip("jupyter_book")
     from babel.messages.pofile import read_po
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import build_book
-    finally:
-        sys.path.pop(0)
+    build_book = _tool("build_book")
     pot = build_book.build(builder="gettext")  # the English prose, extracted (a few seconds)
     stale = []
     for template in sorted(pot.glob("*.pot")):
@@ -113,11 +114,7 @@ def test_a_translation_that_opens_like_markdown_is_kept(tmp_path):
     from babel.messages.catalog import Catalog
     from babel.messages.pofile import write_po
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import build_book
-    finally:
-        sys.path.pop(0)
+    build_book = _tool("build_book")
     src = tmp_path / "src"
     src.mkdir()
     (src / "conf.py").write_text('extensions = ["myst_parser"]\nlanguage = "zh_CN"\n')

@@ -82,8 +82,8 @@ class CellPresentation(SphinxPostTransform):
             # the answer in view below the folded code).
             if config.book_solution_tag in _tags(cell):
                 cell["hide_mode"] = "all"
-                show, hide = _SOLUTION_PROMPTS.get(config.book_language, _SOLUTION_PROMPTS["en"])
-                cell["prompt_show"], cell["prompt_hide"] = show, hide
+                labels = SOLUTION_LABELS.get(config.book_language, SOLUTION_LABELS["en"])
+                cell["prompt_show"], cell["prompt_hide"] = labels["show"], labels["hide"]
             for image in cell.findall(nodes.image):
                 figure += 1
                 if not image.get("alt"):
@@ -97,11 +97,12 @@ class CellPresentation(SphinxPostTransform):
                         block.rawsource = cleaned
 
 
-# The fold's labels in each edition (Sphinx's catalogues translate the text of pages, not the
-# labels MyST-NB writes around a folded cell).
-_SOLUTION_PROMPTS = {
-    "en": ("Show the solution", "Hide the solution"),
-    "zh_CN": ("显示解答", "隐藏解答"),
+# A solution's labels in each edition: the fold's two button texts, and the heading it gets on
+# paper (tools/book_pdf.py opens every fold). Sphinx's catalogues translate the text of pages,
+# not the labels MyST-NB writes around a folded cell.
+SOLUTION_LABELS = {
+    "en": {"show": "Show the solution", "hide": "Hide the solution", "printed": "Solution"},
+    "zh_CN": {"show": "显示解答", "hide": "隐藏解答", "printed": "解答"},
 }
 
 

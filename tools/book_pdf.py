@@ -11,14 +11,16 @@ wraps at the margin (the website scrolls a long line sideways; paper cannot, so 
 from __future__ import annotations
 
 import base64
+import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]
 import book_browser  # noqa: E402  (the DevTools driver the browser tests use)
+from book_cells import SOLUTION_LABELS  # noqa: E402  (the site's labels for a solution)
 
-sys.path.pop(0)
+del sys.path[:2]
 
 PREPARE = r"""
 (async () => {
@@ -28,9 +30,10 @@ PREPARE = r"""
   }
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   // On paper every fold is open: a solution's "Hide the solution" button becomes its label.
-  const zh = document.documentElement.lang.startsWith('zh');
+  const printed = __PRINTED_LABELS__;
+  const label = printed[document.documentElement.lang.replace('-', '_')] || printed.en;
   document.querySelectorAll('.tag_solution details > summary').forEach(s => {
-    s.textContent = zh ? '解答' : 'Solution';
+    s.textContent = label;
     s.style.listStyle = 'none';
     s.style.fontWeight = 'bold';
   });
@@ -84,7 +87,9 @@ def print_pdf(site: Path, page: str, out: Path) -> Path:
         browser.ws.settimeout(900)  # loading and laying out the whole course takes a while
         browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/{page}")
         browser.wait_event("Page.loadEventFired", timeout=900)
-        browser.call("Runtime.evaluate", expression=PREPARE, awaitPromise=True)
+        printed = {lang: labels["printed"] for lang, labels in SOLUTION_LABELS.items()}
+        prepare = PREPARE.replace("__PRINTED_LABELS__", json.dumps(printed, ensure_ascii=False))
+        browser.call("Runtime.evaluate", expression=prepare, awaitPromise=True)
         pdf = browser.call(
             "Page.printToPDF",
             printBackground=True,
